@@ -1,0 +1,43 @@
+# The README's commands. `make run` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The stage commands in dvc.yaml call `mlstrategy`, so the venv comes first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test bench ui lint clean help
+
+help:
+	@echo "make run    set up, then run the pipeline on the bundled data (dvc repro through Prefect, tracked in MLflow)"
+	@echo "make test   set up, then run the tests"
+	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
+	@echo "make bench  the benchmarks (pipeline overhead against a plain script)"
+	@echo "make lint   ruff"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/mlstrategy run
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+ui: setup
+	$(BIN)/mlstrategy ui
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data/raw data/splits models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv

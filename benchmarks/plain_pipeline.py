@@ -1,0 +1,70 @@
+"""The bare baseline: the default pipeline's work in one plain Python process.
+
+Load the bundled data, split it, fit the same model with the same params, evaluate it on every split
+(errors, optimizing metric, p95 latency, size on disk). No Prefect, MLflow, DVC or Great Expectations.
+Run from the project root: `python benchmarks/plain_pipeline.py [params.yaml]`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+start = time.perf_counter()
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from components.datasets import Degradation, two_source_digits  # noqa: E402
+from components.evaluation import error_rate, latency_p95_ms, optimizing_metric  # noqa: E402
+from components.train_dev import SPLITS, SplitPolicy, assign_splits  # noqa: E402
+from components.training import TrainConfig, train  # noqa: E402
+
+params = yaml.safe_load(Path(sys.argv[1] if len(sys.argv) > 1 else "params.yaml").read_text())
+frame = two_source_digits(Degradation(**params["ingest"]["phone"]), seed=params["ingest"]["seed"])
+assignment, _ = assign_splits(
+    frame["id"].to_numpy(),
+    frame["source"].to_numpy(),
+    params["data"]["target_sources"],
+    SplitPolicy(**params["split"]),
+)
+features = [c for c in frame.columns if c.startswith("px_")]
+data = {
+    name: (
+        frame.loc[assignment == name, features].to_numpy(np.float32),
+        frame.loc[assignment == name, "label"].to_numpy(np.int64),
+    )
+    for name in SPLITS
+}
+model, history = train(TrainConfig(**params["train"]), *data["train"], 10, validation=data["dev"])
+errors = {
+    name: error_rate(y, np.argmax(model.predict(x, batch_size=1024, verbose=0), axis=1))
+    for name, (x, y) in data.items()
+}
+x_dev, y_dev = data["dev"]
+dev_metric = optimizing_metric(
+    params["evaluate"]["optimizing_metric"],
+    y_dev,
+    np.argmax(model.predict(x_dev, batch_size=1024, verbose=0), axis=1),
+    10,
+)
+latency = latency_p95_ms(
+    lambda i: model.predict_on_batch(x_dev[i % len(x_dev) : i % len(x_dev) + 1]),
+    n_calls=params["evaluate"]["latency_calls"],
+)
+with tempfile.TemporaryDirectory() as tmp:
+    model.save(Path(tmp) / "model.keras")
+    size_mb = (Path(tmp) / "model.keras").stat().st_size / 1e6
+print(
+    {
+        "errors": errors,
+        "dev_metric": dev_metric,
+        "latency_p95_ms": latency,
+        "model_size_mb": size_mb,
+        "seconds": time.perf_counter() - start,
+    }
+)

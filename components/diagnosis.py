@@ -1,0 +1,142 @@
+"""Comparing to human-level performance: the four gaps, the principal problem, and orthogonalization.
+
+Human-level error stands in for Bayes error. From the errors on train, train_dev, dev and test:
+
+    avoidable bias = train - human          (fit the training set)
+    variance       = train_dev - train      (generalize to unseen data of the training distribution)
+    data mismatch  = dev - train_dev        (generalize to the target distribution)
+    dev overfit    = test - dev             (the dev set has been tuned to)
+
+Without a train_dev error, variance = dev - train and data mismatch is unknown (None); without a test
+error, dev overfit is None. Every gap above the tolerance is a problem; the largest is the principal one,
+and each gap has its own knobs, so one can be turned without moving the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GAPS = ("avoidable_bias", "variance", "data_mismatch", "dev_overfit")
+
+# Orthogonalization: each gap with its own knobs, in the order the course gives them.
+KNOBS: dict[str, tuple[str, ...]] = {
+    "avoidable_bias": (
+        "train a bigger model",
+        "train longer",
+        "use a better optimization algorithm (momentum, RMSprop, Adam)",
+        "search the architecture or the hyperparameters",
+    ),
+    "variance": (
+        "get more training data",
+        "add regularization (L2, dropout, data augmentation)",
+        "search the architecture or the hyperparameters",
+    ),
+    "data_mismatch": (
+        "do error analysis to understand how train differs from dev/test",
+        "collect more training data like the dev/test data",
+        "synthesize training data like the dev/test data (artificial data synthesis)",
+    ),
+    "dev_overfit": ("get a bigger dev set",),
+    "none": (
+        "if doing well on dev/test does not mean doing well in the real world, "
+        "change the dev set or the metric",
+    ),
+}
+
+# Early stopping moves two gaps at once (it stops fitting train to help dev): not an orthogonal knob.
+NON_ORTHOGONAL_KNOBS = {"early_stopping": ("avoidable_bias", "variance")}
+
+
+def _check_error(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if value > 1:
+        raise ValueError(f"{name} = {value} is above 1: errors are fractions (write 0.05 for 5%)")
+    if value < 0:
+        raise ValueError(f"{name} = {value} is negative: errors are fractions in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Error rates (fractions in [0, 1]) on each split; train_dev and test are optional."""
+
+    train: float
+    dev: float
+    train_dev: float | None = None
+    test: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("train", "train_dev", "dev", "test"):
+            _check_error(f"{name} error", getattr(self, name))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"train": self.train, "train_dev": self.train_dev, "dev": self.dev, "test": self.test}
+
+
+def avoidable_bias(train_error: float, human_level_error: float) -> float:
+    """How far training error is above the Bayes proxy."""
+    return train_error - human_level_error
+
+
+def variance(train_error: float, unseen_error: float) -> float:
+    """Error on unseen data of the training distribution (train_dev, else dev) minus training error."""
+    return unseen_error - train_error
+
+
+def data_mismatch(train_dev_error: float, dev_error: float) -> float:
+    """Dev error minus train_dev error: what moving to the target distribution costs."""
+    return dev_error - train_dev_error
+
+
+def dev_overfit(dev_error: float, test_error: float) -> float:
+    """Test error minus dev error: how much the dev set has been overfit by tuning on it."""
+    return test_error - dev_error
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The gaps, the problems (gaps above tolerance, largest first), the principal one and its knobs."""
+
+    human_level_error: float
+    errors: Errors
+    gaps: dict[str, float | None]
+    problems: list[str]
+    principal: str
+    knobs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "human_level_error": self.human_level_error,
+            "errors": self.errors.to_dict(),
+            "gaps": dict(self.gaps),
+            "problems": list(self.problems),
+            "principal": self.principal,
+            "knobs": list(self.knobs),
+        }
+
+
+def diagnose(errors: Errors, human_level_error: float, tolerance: float = 0.02) -> Diagnosis:
+    """Read the four gaps off the errors and name the principal problem and its knobs."""
+    _check_error("human-level error", human_level_error)
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance = {tolerance} must be a fraction in [0, 1)")
+    unseen = errors.train_dev if errors.train_dev is not None else errors.dev
+    gaps: dict[str, float | None] = {
+        "avoidable_bias": avoidable_bias(errors.train, human_level_error),
+        "variance": variance(errors.train, unseen),
+        "data_mismatch": None if errors.train_dev is None else data_mismatch(errors.train_dev, errors.dev),
+        "dev_overfit": None if errors.test is None else dev_overfit(errors.dev, errors.test),
+    }
+    problems = sorted(
+        (name for name, gap in gaps.items() if gap is not None and gap > tolerance),
+        key=lambda name: -(gaps[name] or 0.0),
+    )
+    principal = problems[0] if problems else "none"
+    return Diagnosis(
+        human_level_error=human_level_error,
+        errors=errors,
+        gaps=gaps,
+        problems=problems,
+        principal=principal,
+        knobs=list(KNOBS[principal]),
+    )

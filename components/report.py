@@ -1,0 +1,134 @@
+"""Looking, not reading: the plots and the one-page HTML strategy report.
+
+Figures are matplotlib (Agg) figures rendered to PNG bytes; the page embeds them, so
+`reports/strategy.html` is one self-contained file that opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LADDER = ("human", "train", "train_dev", "dev", "test")
+GAP_SPANS = {  # gap -> (lower rung, upper rung) on the error ladder
+    "avoidable_bias": ("human", "train"),
+    "variance": ("train", "train_dev"),
+    "data_mismatch": ("train_dev", "dev"),
+    "dev_overfit": ("dev", "test"),
+}
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def error_ladder_figure(
+    human_level_error: float, errors: Mapping[str, float | None], principal: str
+) -> Figure:
+    """Bars for human, train, train_dev, dev and test error (in %), the principal gap highlighted."""
+    rungs = [(name, human_level_error if name == "human" else errors.get(name)) for name in LADDER]
+    rungs = [(name, value) for name, value in rungs if value is not None]
+    figure = _figure()
+    ax = figure.subplots()
+    names = [name for name, _ in rungs]
+    values = [100 * value for _, value in rungs]
+    colors = ["#9aa5b1" if name == "human" else "#3b6ea8" for name in names]
+    if principal in GAP_SPANS and all(rung in names for rung in GAP_SPANS[principal]):
+        colors[names.index(GAP_SPANS[principal][1])] = "#c0392b"
+    bars = ax.bar(names, values, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], padding=2, fontsize=9)
+    ax.set_ylabel("error (%)")
+    ax.set_title(
+        "Error ladder"
+        + (
+            f" (principal problem: {principal.replace('_', ' ')})"
+            if principal != "none"
+            else " (no gap above tolerance)"
+        ),
+        fontsize=10,
+    )
+    ax.set_ylim(0, max(values) * 1.25 + 0.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
+    """Loss and error per epoch on train and on the monitored split (dev)."""
+    figure = _figure(9.0, 3.4)
+    loss_ax, error_ax = figure.subplots(1, 2)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    loss_ax.plot(epochs, history["loss"], label="train")
+    error_ax.plot(epochs, 100 * (1 - np.asarray(history["accuracy"])), label="train")
+    if "val_loss" in history:
+        loss_ax.plot(epochs, history["val_loss"], label="dev")
+        error_ax.plot(epochs, 100 * (1 - np.asarray(history["val_accuracy"])), label="dev")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    error_ax.set(xlabel="epoch", ylabel="error (%)", title="Error")
+    for ax in (loss_ax, error_ax):
+        ax.legend()
+        ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def confusion_figure(
+    matrix: np.ndarray, labels: Sequence[Any], title: str = "Dev confusion matrix"
+) -> Figure:
+    """Counts with true classes as rows and predicted classes as columns."""
+    matrix = np.asarray(matrix)
+    figure = _figure(4.8, 4.2)
+    ax = figure.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, [str(label) for label in labels])
+    ax.set_yticks(ticks, [str(label) for label in labels])
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(
+                col,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > threshold else "black",
+            )
+    return figure
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_strategy_report(context: Mapping[str, Any]) -> str:
+    """The HTML page from the template `templates/strategy.html.j2`; `context` holds the diagnosis,
+    evaluation, split and validation summaries and the PNGs (as bytes) under `figures`."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("components", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["pct"] = lambda value, digits=1: (
+        "n/a" if value is None else f"{100 * value:.{digits}f}%"
+    )
+    environment.filters["title"] = lambda name: str(name).replace("_", " ")
+    figures = {name: data_uri(png) for name, png in context.get("figures", {}).items()}
+    return environment.get_template("strategy.html.j2").render(**{**context, "figures": figures})

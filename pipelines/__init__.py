@@ -1,0 +1,1 @@
+"""Thin Prefect flows, one per DVC stage: read and write stage artifacts, call `components`, log to MLflow."""

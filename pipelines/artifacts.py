@@ -1,0 +1,114 @@
+"""Where each stage reads and writes, and how: every output is written to a temporary sibling and renamed
+into place, so a failed or killed stage leaves the last good output as it was.
+
+Paths are relative to the project root (DVC runs every stage there); they match `dvc.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import UserError
+
+RAW_DATA = Path("data/raw/dataset.parquet")
+SPLITS_DIR = Path("data/splits")
+MODEL = Path("models/model.keras")
+DATA_DOCS = Path("reports/data_docs")
+REPORT = Path("reports/strategy.html")
+VALIDATION = Path("metrics/validation.json")
+SPLIT = Path("metrics/split.json")
+TRAIN_HISTORY = Path("metrics/train_history.csv")
+EVALUATION = Path("metrics/evaluation.json")
+CONFUSION_DEV = Path("metrics/confusion_dev.csv")
+DIAGNOSIS = Path("metrics/diagnosis.json")
+ERROR_LADDER = Path("metrics/error_ladder.csv")
+
+
+def split_path(name: str) -> Path:
+    return SPLITS_DIR / f"{name}.parquet"
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path` (a file or a directory); on success it replaces `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the suffix: Keras and pandas pick the format from it.
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            # A directory cannot be renamed over a non-empty one: move the old one aside first.
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            _remove(old)
+        else:
+            if path.is_dir():
+                _remove(path)
+            tmp.replace(path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: Path, payload: Any) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_frame(path: Path, frame: pd.DataFrame) -> None:
+    """Parquet for data, CSV for the small tables DVC plots."""
+    with atomic_output(path) as tmp:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+def require(path: Path, produced_by: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"{path}: missing; it is produced by the '{produced_by}' stage (run `dvc repro`)")
+    return path
+
+
+def read_json(path: Path, produced_by: str) -> Any:
+    try:
+        return json.loads(require(path, produced_by).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error}); rerun the '{produced_by}' stage") from error
+
+
+def read_frame(path: Path, produced_by: str | None = None) -> pd.DataFrame:
+    """A Parquet or CSV table; errors name the file and what is wrong with it."""
+    if produced_by:
+        require(path, produced_by)
+    elif not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except Exception as error:  # pandas/pyarrow raise many types for a malformed file
+        raise UserError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {error}") from error
+    raise UserError(f"{path}: unsupported format {path.suffix!r}; use .csv or .parquet")

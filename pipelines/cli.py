@@ -1,0 +1,195 @@
+"""The `mlstrategy` command.
+
+    mlstrategy run [DVC_REPRO_ARGS...]   the whole pipeline: `dvc repro` with one Prefect server and one
+                                          MLflow run for the execution
+    mlstrategy stage NAME                 one stage as a Prefect flow (what dvc.yaml calls)
+    mlstrategy diagnose --human-level H --train T --dev D [...]
+                                          the gaps for numbers you give, without running anything
+    mlstrategy ui                         the MLflow UI on this project's runs, on 127.0.0.1
+
+Exit status: 0 on success, 1 when the pipeline or a stage fails (the message says what and where), 2 on a
+usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.runtime import configure_environment, project_root, script
+
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "report")
+
+
+def _fraction(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.05, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlstrategy",
+        description="Run the ML-strategy playbook (Structuring Machine Learning Projects) as a pipeline.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline (dvc repro) with one Prefect server and one MLflow run",
+        description="Run `dvc repro` on the project: only stages whose code, params or data changed rerun. "
+        "Extra arguments go to `dvc repro` (e.g. `mlstrategy run --force`, `mlstrategy run train`).",
+    )
+    run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments passed on to `dvc repro`")
+
+    stage = commands.add_parser(
+        "stage",
+        help="run one stage as a Prefect flow (called by dvc.yaml)",
+        description="Run one pipeline stage as a Prefect flow, reading params.yaml.",
+    )
+    stage.add_argument("name", choices=STAGES, help="the stage to run")
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="avoidable bias, variance, data mismatch and dev overfit for given errors",
+        description="Diagnose errors given as fractions (0.05 = 5%%): the four gaps, the principal problem "
+        "and the knobs that act on it. Nothing is read or written.",
+    )
+    diagnose.add_argument(
+        "--human-level",
+        type=_fraction,
+        required=True,
+        metavar="H",
+        help="human-level error, the proxy for Bayes error",
+    )
+    diagnose.add_argument("--train", type=_fraction, required=True, metavar="T", help="training error")
+    diagnose.add_argument("--train-dev", type=_fraction, metavar="TD", help="training-dev error (optional)")
+    diagnose.add_argument("--dev", type=_fraction, required=True, metavar="D", help="dev error")
+    diagnose.add_argument("--test", type=_fraction, metavar="X", help="test error (optional)")
+    diagnose.add_argument(
+        "--tolerance",
+        type=_fraction,
+        default=0.02,
+        metavar="E",
+        help="a gap above this is a problem (default: 0.02)",
+    )
+    diagnose.add_argument("--json", action="store_true", help="print the JSON of metrics/diagnosis.json")
+
+    ui = commands.add_parser(
+        "ui",
+        help="open the MLflow UI on this project's runs (127.0.0.1)",
+        description="Serve the MLflow UI for the project's tracking store.",
+    )
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)"
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    return parser
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from components.diagnosis import Errors, diagnose
+
+    try:
+        errors = Errors(train=args.train, dev=args.dev, train_dev=args.train_dev, test=args.test)
+        result = diagnose(errors, args.human_level, args.tolerance)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"{'':22}{'error':>8}")
+    print(f"{'human level (Bayes)':22}{result.human_level_error:8.2%}")
+    for name, value in errors.to_dict().items():
+        if value is not None:
+            print(f"{name:22}{value:8.2%}")
+    print(f"\n{'gap':22}{'size':>8}  problem")
+    for name, value in result.gaps.items():
+        shown = "     n/a" if value is None else f"{value:8.2%}"
+        print(f"{name:22}{shown}  {'yes' if name in result.problems else 'no'}")
+    print(f"\nprincipal problem: {result.principal}")
+    for knob in result.knobs:
+        print(f"  - {knob}")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from pipelines.orchestration import ensure_prefect_api, execution_id, run_stage
+    from pipelines.params import load_params
+
+    params = load_params()
+    ensure_prefect_api()
+    try:
+        run_stage(args.name, params)
+    except Exception as error:
+        from pipelines import tracking
+
+        try:
+            tracking.record_failure(params.mlflow.experiment, execution_id(), args.name, str(error))
+        except Exception as tracking_error:  # a tracking problem must not hide the stage's own error
+            print(f"(could not record the failure in MLflow: {tracking_error})", file=sys.stderr)
+        raise
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.artifacts import DIAGNOSIS, REPORT
+    from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api
+    from pipelines.params import load_params
+
+    load_params()  # fail on bad params before starting anything
+    api = ensure_prefect_api()
+    # dvc runs each stage as `mlstrategy stage NAME`: this environment's scripts must come first on PATH.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, EXECUTION_ENV: uuid.uuid4().hex, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    completed = subprocess.run([script("dvc"), "repro", *args.dvc_args], env=env, check=False)
+    if completed.returncode != 0:
+        print(
+            f"\nmlstrategy run: dvc repro failed (exit {completed.returncode}); see the message above.",
+            file=sys.stderr,
+        )
+        return 1
+    if DIAGNOSIS.is_file():
+        found = json.loads(DIAGNOSIS.read_text())
+        print(f"\nprincipal problem: {found['principal']}; try: {'; '.join(found['knobs'])}")
+    print(
+        f"report: {REPORT.resolve()}\nMLflow UI: `make ui` (or `mlstrategy ui`)\n"
+        f"Prefect UI: {api.removesuffix('/api')}"
+    )
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipelines.tracking import ui_command
+
+    return subprocess.run(ui_command(args.host, args.port), check=False).returncode
+
+
+COMMANDS = {"run": cmd_run, "stage": cmd_stage, "diagnose": cmd_diagnose, "ui": cmd_ui}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_environment()
+    try:
+        if args.command != "diagnose":
+            os.chdir(project_root())
+        return COMMANDS[args.command](args)
+    except UserError as error:
+        label = " ".join(["mlstrategy", args.command] + ([args.name] if args.command == "stage" else []))
+        print(f"{label}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

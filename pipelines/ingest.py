@@ -1,0 +1,44 @@
+"""Stage `ingest`: the raw examples into data/raw/dataset.parquet (the bundled digits, or the user's file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+
+from components.datasets import two_source_digits
+from pipelines.artifacts import RAW_DATA, read_frame, write_frame
+from pipelines.errors import UserError
+from pipelines.params import DataParams, IngestParams, Params
+from pipelines.tables import key_columns
+
+
+@task
+def load_bundled_digits(ingest: IngestParams) -> pd.DataFrame:
+    return two_source_digits(ingest.phone, seed=ingest.seed)
+
+
+@task
+def load_user_table(data: DataParams) -> pd.DataFrame:
+    path = Path(data.path)
+    frame = read_frame(path)
+    missing = [column for column in key_columns(data) if column not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path}: missing column(s) {missing} named in params.yaml data.*; columns present: "
+            f"{list(frame.columns)[:20]}"
+            + (" (add an id column, e.g. the row number as a string)" if data.id_column in missing else "")
+        )
+    return frame
+
+
+@flow(name="ingest")
+def ingest_flow(params: Params) -> dict:
+    frame = load_bundled_digits(params.ingest) if params.data.path is None else load_user_table(params.data)
+    write_frame(RAW_DATA, frame)
+    summary = {"rows": len(frame), "columns": len(frame.columns)}
+    if params.data.source_column:
+        summary["sources"] = frame[params.data.source_column].value_counts().sort_index().to_dict()
+    get_run_logger().info("ingested %s into %s", summary, RAW_DATA)
+    return summary

@@ -1,0 +1,160 @@
+"""params.yaml, validated at the boundary.
+
+The knobs of each component are its own dataclass (`TrainConfig`, `SplitPolicy`, `Degradation`); this
+module only composes them and adds the pipeline-level settings. An unknown key, a wrong type or an
+impossible value stops the stage with one message naming the key, before any work is done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from components.datasets import Degradation
+from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES
+from components.train_dev import SplitPolicy
+from components.training import TrainConfig
+from pipelines.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    path: str | None = None
+    id_column: str = "id"
+    label_column: str = "label"
+    source_column: str | None = "source"
+    target_sources: list[str] = Field(default_factory=lambda: ["phone"])
+    labels: list[int] | None = None
+    feature_range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_project(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"'{value}' must be a path inside the project, relative to its root")
+        if path.suffix not in (".csv", ".parquet"):
+            raise ValueError(f"'{value}' must be a .csv or .parquet file")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _zero_based(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 0 or len(set(value)) != len(value)):
+            raise ValueError(f"labels must be distinct integers 0..K-1, got {value}")
+        return value
+
+    @field_validator("feature_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError(f"feature_range must be [low, high] with low < high, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _sources(self) -> DataParams:
+        if self.target_sources and not self.source_column:
+            raise ValueError("target_sources needs a source_column (or set target_sources: [])")
+        return self
+
+
+class IngestParams(_Section):
+    seed: int = 0
+    phone: Degradation = Degradation()
+
+
+class EvaluateParams(_Section):
+    optimizing_metric: Literal[tuple(OPTIMIZING_METRICS)] = "accuracy"  # type: ignore[valid-type]
+    latency_calls: int = Field(200, ge=10)
+    satisficing: dict[str, float] = Field(
+        default_factory=lambda: {"latency_p95_ms": 50.0, "model_size_mb": 5.0}
+    )
+
+    @field_validator("satisficing")
+    @classmethod
+    def _known_positive(cls, bounds: dict[str, float]) -> dict[str, float]:
+        for name, bound in bounds.items():
+            if name not in SATISFICING_MEASURES:
+                raise ValueError(f"unknown satisficing measure '{name}'; known: {list(SATISFICING_MEASURES)}")
+            if bound <= 0:
+                raise ValueError(f"the bound on {name} must be positive, got {bound}")
+        return bounds
+
+
+def _fraction(name: str, value: float) -> float:
+    if value > 1:
+        raise ValueError(f"{name} = {value} is above 1: errors are fractions (write 0.02 for 2%)")
+    if value < 0:
+        raise ValueError(f"{name} = {value} must be a fraction in [0, 1]")
+    return value
+
+
+class DiagnoseParams(_Section):
+    human_level_error: float = 0.02
+    tolerance: float = 0.02
+
+    @field_validator("human_level_error", "tolerance")
+    @classmethod
+    def _is_fraction(cls, value: float, info: ValidationInfo) -> float:
+        return _fraction(info.field_name, value)
+
+
+class MlflowParams(_Section):
+    experiment: str = "mlstrategy"
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    ingest: IngestParams = IngestParams()
+    split: SplitPolicy = SplitPolicy()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateParams = EvaluateParams()
+    diagnose: DiagnoseParams = DiagnoseParams()
+    mlflow: MlflowParams = MlflowParams()
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise UserError naming every bad key."""
+    if not path.is_file():
+        raise UserError(f"{path}: not found (every knob of the pipeline lives there)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections (data, split, train, ...)")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"{path}: invalid parameters:\n{format_validation_error(error)}") from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            message = "unknown key (check the spelling against the documented params.yaml)"
+        elif item["type"] not in ("value_error", "assertion_error") and "input" in item:
+            message += f" (got {item['input']!r})"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Stage `report`: reports/strategy.html, and the whole execution logged to its MLflow run."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from components import diagnosis, report
+from components.evaluation import confusion_matrix
+from pipelines import tracking
+from pipelines.artifacts import (
+    CONFUSION_DEV,
+    DIAGNOSIS,
+    EVALUATION,
+    MODEL,
+    RAW_DATA,
+    REPORT,
+    SPLIT,
+    TRAIN_HISTORY,
+    VALIDATION,
+    read_frame,
+    read_json,
+    write_text,
+)
+from pipelines.orchestration import execution_id
+from pipelines.params import Params
+from pipelines.tables import n_classes
+
+
+def notes_for(found: dict, split: dict, params: Params) -> list[str]:
+    notes = []
+    errors = found["errors"]
+    if errors["train"] < found["human_level_error"]:
+        notes.append(
+            "Training error is below human-level error: human-level performance is surpassed, avoidable "
+            "bias can no longer be read off, and progress will slow."
+        )
+    if not split["sizes"].get("test"):
+        notes.append("There is no test set: no unbiased estimate of the final performance.")
+    if params.train.early_stopping:
+        notes.append("Early stopping is on: it moves avoidable bias and variance together (not orthogonal).")
+    return notes
+
+
+@task(cache_policy=NO_CACHE)
+def draw_figures(
+    found: dict, history: pd.DataFrame, confusion: pd.DataFrame, classes: int
+) -> dict[str, bytes]:
+    matrix = confusion_matrix(confusion["actual"].to_numpy(), confusion["predicted"].to_numpy(), classes)
+    return {
+        "error_ladder": report.png_bytes(
+            report.error_ladder_figure(found["human_level_error"], found["errors"], found["principal"])
+        ),
+        "learning_curves": report.png_bytes(report.learning_curves_figure(history.to_dict(orient="list"))),
+        "confusion": report.png_bytes(report.confusion_figure(matrix, list(range(classes)))),
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def log_to_mlflow(
+    params: Params,
+    found: dict,
+    evaluation: dict,
+    split: dict,
+    history: pd.DataFrame,
+    figures: dict[str, bytes],
+) -> str:
+    metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
+    metrics["human_level_error"] = found["human_level_error"]
+    metrics.update({f"gap/{name}": value for name, value in found["gaps"].items() if value is not None})
+    for metric, values in evaluation["metrics"].items():
+        metrics.update({f"{metric}/{name}": value for name, value in values.items()})
+    metrics.update({name: item["value"] for name, item in evaluation["satisficing"].items()})
+    metrics.update({f"size/{name}": n for name, n in split["sizes"].items()})
+    curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}
+    tags = {**tracking.reproducibility_tags(RAW_DATA), "mlstrategy.principal": found["principal"]}
+    with tempfile.TemporaryDirectory() as plots:
+        for name, png in figures.items():
+            Path(plots, f"{name}.png").write_bytes(png)
+        return tracking.log_pipeline_run(
+            params.mlflow.experiment,
+            execution_id(),
+            params.model_dump(mode="json"),
+            metrics,
+            curves,
+            tags,
+            artifacts={"report": REPORT, "plots": Path(plots), "metrics": Path("metrics"), "model": MODEL},
+        )
+
+
+@flow(name="report")
+def report_flow(params: Params) -> dict:
+    found = read_json(DIAGNOSIS, "diagnose")
+    evaluation = read_json(EVALUATION, "evaluate")
+    split = read_json(SPLIT, "split")
+    history = read_frame(TRAIN_HISTORY, "train")
+    confusion = read_frame(CONFUSION_DEV, "evaluate")
+    classes = n_classes(params.data, confusion.rename(columns={"actual": params.data.label_column}))
+    figures = draw_figures(found, history, confusion, classes)
+    sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
+    html = report.render_strategy_report(
+        {
+            "diagnosis": found,
+            "evaluation": evaluation,
+            "split": split,
+            "sources": sources,
+            "validation": read_json(VALIDATION, "validate"),
+            "tolerance": params.diagnose.tolerance,
+            "knobs": diagnosis.KNOBS,
+            "early_stopping": params.train.early_stopping,
+            "train_params": params.train.to_dict(),
+            "notes": notes_for(found, split, params),
+            "figures": figures,
+        }
+    )
+    write_text(REPORT, html)
+    run_id = log_to_mlflow(params, found, evaluation, split, history, figures)
+    get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
+    return {"report": str(REPORT), "mlflow_run_id": run_id}

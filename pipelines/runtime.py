@@ -1,0 +1,48 @@
+"""Process environment for every entry point: no telemetry, no network, quiet TensorFlow.
+
+Set as defaults (a user's explicit environment wins) before Prefect, MLflow, GX, DVC or TensorFlow are
+imported, and inherited by the processes they start (dvc, each stage, the Prefect server).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ENVIRONMENT_DEFAULTS = {
+    # Nothing phones home: Prefect, MLflow, GX and DVC usage analytics are off.
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    # An ephemeral Prefect server takes ~20 s to start on 2 cores; Prefect's default timeout is shorter.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    # Weights and data are never downloaded at run time.
+    "HF_HUB_OFFLINE": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "KERAS_BACKEND": "tensorflow",
+}
+
+
+def script(name: str) -> str:
+    """A console script of this Python environment (dvc, prefect, mlflow), found without PATH."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def configure_environment() -> None:
+    for name, value in ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above `start` (default: cwd) that holds dvc.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "dvc.yaml").is_file():
+            return directory
+    from pipelines.errors import UserError
+
+    raise UserError(f"no dvc.yaml in {here} or above: run mlstrategy inside the project")

@@ -1,0 +1,33 @@
+"""From a stage's table to model inputs: which columns are features, and the (x, y) arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import UserError
+from pipelines.params import DataParams
+
+
+def key_columns(data: DataParams) -> list[str]:
+    return [c for c in (data.id_column, data.source_column, data.label_column) if c]
+
+
+def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:
+    """Every column but the id, source and label columns, in file order."""
+    features = [c for c in frame.columns if c not in key_columns(data)]
+    if not features:
+        raise UserError(f"no feature columns: the table has only {list(frame.columns)}")
+    return features
+
+
+def xy(frame: pd.DataFrame, data: DataParams, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """x: (n, len(features)) float32; y: (n,) int64 labels."""
+    return frame[features].to_numpy(np.float32), frame[data.label_column].to_numpy(np.int64)
+
+
+def n_classes(data: DataParams, *frames: pd.DataFrame) -> int:
+    """Labels are 0..K-1; K comes from params' label set, else from the largest label seen."""
+    if data.labels:
+        return max(data.labels) + 1
+    return int(max(frame[data.label_column].max() for frame in frames)) + 1

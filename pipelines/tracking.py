@@ -1,0 +1,161 @@
+"""MLflow: one parent run per pipeline execution, found by the execution id every stage shares.
+
+The store is local by default (SQLite in mlflow/mlflow.db, artifacts in mlflow/artifacts/); set
+MLFLOW_TRACKING_URI to use a tracking server instead. Metric names are stable so that runs compare in
+the UI: error/<split>, human_level_error, gap/<gap>, <metric>/<split>, latency_p95_ms, model_size_mb.
+Tags carry the git revision and the data hash that reproduce the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipelines.runtime import script
+
+MLFLOW_DIR = Path("mlflow")
+EXECUTION_TAG = "mlstrategy.execution_id"
+
+
+def local_tracking_uri() -> str:
+    return f"sqlite:///{(MLFLOW_DIR / 'mlflow.db').resolve()}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
+
+
+def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The `mlflow ui` command line for this project's store, bound to localhost."""
+    return [
+        script("mlflow"),
+        "ui",
+        "--backend-store-uri",
+        tracking_uri(),
+        "--default-artifact-root",
+        (MLFLOW_DIR / "artifacts").resolve().as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
+def _client(experiment: str):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return client, found.experiment_id
+    # In the local store, artifacts go next to the database; a tracking server decides for itself.
+    location = (MLFLOW_DIR / "artifacts").resolve().as_uri() if uri == local_tracking_uri() else None
+    return client, client.create_experiment(experiment, artifact_location=location)
+
+
+def parent_run_id(experiment: str, execution: str) -> str:
+    """The run of this pipeline execution, created by the first stage that asks for it."""
+    client, experiment_id = _client(experiment)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{EXECUTION_TAG}` = '{execution}'", max_results=1
+    )
+    if runs:
+        return runs[0].info.run_id
+    return client.create_run(experiment_id, tags={EXECUTION_TAG: execution}).info.run_id
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}; lists stay whole."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def reproducibility_tags(data_file: Path) -> dict[str, str]:
+    """The git revision (and whether the tree had changes) and the DVC md5 of the raw data file."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args],  # noqa: S607 (git from PATH, as DVC finds it)
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(data_file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {
+        "mlflow.source.git.commit": git("rev-parse", "HEAD") or "unknown",
+        "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        "dvc.data_md5": digest.hexdigest(),
+        "dvc.data_path": str(data_file),
+    }
+
+
+def log_pipeline_run(
+    experiment: str,
+    execution: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    curves: Mapping[str, Iterable[float]],
+    tags: Mapping[str, str],
+    artifacts: Mapping[str, Path],
+) -> str:
+    """Log one execution into its parent run and mark it finished; returns the run id.
+
+    curves: per-epoch series, logged with step = epoch. artifacts: {artifact folder: file or directory}.
+    """
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    run_id = parent_run_id(experiment, execution)
+    client = mlflow.tracking.MlflowClient()
+    now = int(time.time() * 1000)
+    step_metrics = [
+        Metric(name, float(value), now, step)
+        for name, series in curves.items()
+        for step, value in enumerate(series, 1)
+    ]
+    client.log_batch(
+        run_id,
+        metrics=[Metric(name, float(value), now, 0) for name, value in metrics.items()] + step_metrics,
+        params=[Param(name, str(value)) for name, value in flatten(params).items()],
+        tags=[RunTag(name, value) for name, value in tags.items()],
+    )
+    for folder, path in artifacts.items():
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), folder)
+        elif path.is_file():
+            client.log_artifact(run_id, str(path), folder)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def record_failure(experiment: str, execution: str, stage: str, message: str) -> str:
+    """Mark the execution's run FAILED with the stage and the error, so failed nights show in the UI."""
+    run_id = parent_run_id(experiment, execution)
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient()
+    client.set_tag(run_id, "mlstrategy.failed_stage", stage)
+    client.set_tag(run_id, "mlstrategy.error", message[:4000])
+    client.set_terminated(run_id, "FAILED")
+    return run_id

@@ -1,0 +1,45 @@
+"""Stage `train`: fit the Keras model on the train split; save models/model.keras and its learning curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+
+from components.training import TrainConfig, train
+from pipelines.artifacts import MODEL, TRAIN_HISTORY, atomic_output, read_frame, split_path, write_frame
+from pipelines.params import Params
+from pipelines.tables import feature_columns, n_classes, xy
+
+
+@task
+def fit(config: TrainConfig, x: np.ndarray, y: np.ndarray, classes: int, dev: tuple[np.ndarray, np.ndarray]):
+    return train(config, x, y, classes, validation=dev)
+
+
+@flow(name="train")
+def train_flow(params: Params) -> dict:
+    logger = get_run_logger()
+    train_frame = read_frame(split_path("train"), "split")
+    dev_frame = read_frame(split_path("dev"), "split")
+    features = feature_columns(train_frame, params.data)
+    x, y = xy(train_frame, params.data, features)
+    classes = n_classes(params.data, train_frame, dev_frame)
+    logger.info(
+        "training on %d examples x %d features, %d classes, %d epochs",
+        len(x),
+        len(features),
+        classes,
+        params.train.epochs,
+    )
+    model, history = fit(params.train, x, y, classes, xy(dev_frame, params.data, features))
+    with atomic_output(MODEL) as tmp:
+        model.save(tmp)
+    curves = pd.DataFrame({"epoch": np.arange(1, len(history["loss"]) + 1), **history})
+    curves["train_error"] = 1 - curves["accuracy"]
+    if "val_accuracy" in curves:
+        curves["dev_error"] = 1 - curves["val_accuracy"]
+    write_frame(TRAIN_HISTORY, curves)
+    final = {name: values[-1] for name, values in history.items()}
+    logger.info("after %d epochs: %s", len(history["loss"]), final)
+    return final

@@ -1,0 +1,73 @@
+"""Shared fixtures: a throw-away copy of the project to run stages in, and one Prefect API for the session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The stages read these; set before anything imports Prefect, MLflow, GX or TensorFlow.
+from pipelines.runtime import configure_environment  # noqa: E402
+
+configure_environment()
+
+# Small and fast: the tests check behaviour, not model quality.
+FAST_PARAMS = {
+    "train": {"epochs": 3, "hidden_units": [32]},
+    "evaluate": {"latency_calls": 20},
+}
+
+
+def deep_update(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def write_params(project: Path, override: dict) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump(deep_update(params, override), sort_keys=False))
+
+
+def copy_project(target: Path) -> Path:
+    """The files a fresh clone has (code, params, DVC config), without any generated output."""
+    for name in ("params.yaml", "dvc.yaml", "pyproject.toml", ".gitignore", ".dvcignore"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__", "tmp", "cache")
+    for name in ("components", "pipelines", ".dvc"):
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    (target / "mlflow").mkdir()
+    return target
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One temporary Prefect API (Prefect's own test harness) for every flow of the session."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(
+        server_startup_timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+    ):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the project with fast params, as the working directory."""
+    copy_project(tmp_path)
+    write_params(tmp_path, FAST_PARAMS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path

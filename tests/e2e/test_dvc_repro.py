@@ -1,0 +1,94 @@
+"""End to end: `dvc repro` in a temporary git repository holding a copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project, write_params
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def dvc(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "dvc"), *args], cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, prefect_api):
+    project = copy_project(tmp_path_factory.mktemp("e2e"))
+    write_params(project, {"train": {"epochs": 2, "hidden_units": [16]}, "evaluate": {"latency_calls": 20}})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=project, check=True)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_API_URL": prefect_api}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLSTRATEGY_EXECUTION_ID", None)
+    first = dvc(project, env, "repro")
+    return project, env, first
+
+
+def test_repro_writes_metrics_and_one_mlflow_run(repo):
+    project, _, first = repo
+    for stage in ("ingest", "validate", "split", "train", "evaluate", "diagnose", "report"):
+        assert f"Running stage '{stage}'" in first.stdout
+    evaluation = json.loads((project / "metrics/evaluation.json").read_text())
+    diagnosis = json.loads((project / "metrics/diagnosis.json").read_text())
+    assert diagnosis["errors"] == evaluation["errors"]
+    assert (project / "reports/strategy.html").is_file() and (project / "models/model.keras").is_file()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow/mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
+    assert len(runs) == 1
+    assert runs[0].data.metrics["error/dev"] == pytest.approx(evaluation["errors"]["dev"])
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True
+    ).stdout.strip()
+    assert runs[0].data.tags["mlflow.source.git.commit"] == commit
+
+
+def test_repro_right_after_does_nothing(repo):
+    project, env, _ = repo
+    again = dvc(project, env, "repro")
+    assert "Running stage" not in again.stdout
+    status = dvc(project, env, "status")
+    assert "up to date" in status.stdout
+
+
+def test_changing_the_learning_rate_reruns_train_and_after_only(repo):
+    project, env, _ = repo
+    write_params(project, {"train": {"learning_rate": 0.003}})
+    after = dvc(project, env, "repro")
+    ran = {line.split("'")[1] for line in after.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate", "diagnose", "report"}
+
+
+def test_bad_params_stop_the_stage_with_one_message(repo):
+    project, env, _ = repo
+    before = (project / "metrics/evaluation.json").read_bytes()
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("  epochs: 2", "  epochs: -2\n  epohcs: 3"))
+    try:
+        done = subprocess.run(
+            [str(BIN / "dvc"), "repro"], cwd=project, env=env, capture_output=True, text=True
+        )
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert done.returncode != 0
+    assert (
+        "mlstrategy stage train: error: params.yaml: invalid parameters:\n  train.epohcs: unknown key"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert (project / "metrics/evaluation.json").read_bytes() == before

@@ -1,0 +1,142 @@
+"""The stage flows, in process, against Prefect's test harness, in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines import artifacts
+from pipelines.cli import STAGES
+from pipelines.errors import UserError
+from pipelines.orchestration import run_stage
+from pipelines.params import load_params
+
+
+def run_all(stages=STAGES) -> None:
+    params = load_params()
+    for name in stages:
+        run_stage(name, params)
+
+
+def digest(*paths: Path) -> dict[str, str]:
+    found = {}
+    for path in paths:
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file():
+                found[str(file)] = hashlib.md5(file.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def ran(project, prefect_api, monkeypatch):
+    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "test-execution")
+    run_all()
+    return project
+
+
+def test_whole_pipeline_writes_the_contracts(ran):
+    evaluation = json.loads(artifacts.EVALUATION.read_text())
+    assert set(evaluation["errors"]) == {"train", "train_dev", "dev", "test"}
+    assert all(0 <= e <= 1 for e in evaluation["errors"].values())
+    assert evaluation["optimizing"]["name"] == "accuracy"
+    assert evaluation["optimizing"]["dev"] == pytest.approx(1 - evaluation["errors"]["dev"])
+    for name in ("latency_p95_ms", "model_size_mb"):
+        item = evaluation["satisficing"][name]
+        assert item["value"] > 0 and item["met"] == (item["value"] <= item["bound"])
+
+    diagnosis = json.loads(artifacts.DIAGNOSIS.read_text())
+    assert diagnosis["errors"] == evaluation["errors"]
+    assert diagnosis["gaps"]["data_mismatch"] == pytest.approx(
+        evaluation["errors"]["dev"] - evaluation["errors"]["train_dev"]
+    )
+    assert diagnosis["principal"] in ("avoidable_bias", "variance", "data_mismatch", "dev_overfit", "none")
+
+    split = json.loads(artifacts.SPLIT.read_text())
+    assert sum(split["sizes"].values()) == 1797
+    assert split["sizes_by_source"]["dev"] == {"phone": split["sizes"]["dev"]}
+    assert split["sizes_by_source"]["test"] == {"phone": split["sizes"]["test"]}
+    assert set(split["sizes_by_source"]["train"]) == {"scan", "phone"}
+
+    ids = {
+        name: set(pd.read_parquet(artifacts.split_path(name))["id"]) for name in ("train", "train_dev", "dev")
+    }
+    assert not ids["train"] & ids["train_dev"] and not ids["train"] & ids["dev"]
+
+    html = artifacts.REPORT.read_text()
+    assert "Error ladder" in html and f"{100 * evaluation['errors']['dev']:.2f}%" in html
+    assert (artifacts.DATA_DOCS / "index.html").is_file()
+    assert len(pd.read_csv(artifacts.TRAIN_HISTORY)) == 3
+
+
+def test_the_execution_is_one_mlflow_run(ran):
+    import mlflow
+
+    from pipelines import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    runs = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[tracking.EXECUTION_TAG] == "test-execution"
+    assert len(run.data.tags["dvc.data_md5"]) == 32
+    for name in (
+        "error/train",
+        "error/train_dev",
+        "error/dev",
+        "error/test",
+        "human_level_error",
+        "gap/avoidable_bias",
+        "gap/variance",
+        "gap/data_mismatch",
+        "gap/dev_overfit",
+        "accuracy/dev",
+        "latency_p95_ms",
+        "model_size_mb",
+    ):
+        assert name in run.data.metrics, name
+    assert run.data.params["train.epochs"] == "3"
+    artifacts_logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"report", "plots", "metrics", "model"} <= artifacts_logged
+
+
+def test_same_params_same_metrics(ran):
+    first = json.loads(artifacts.DIAGNOSIS.read_text())
+    run_all(("train", "evaluate", "diagnose"))
+    assert json.loads(artifacts.DIAGNOSIS.read_text()) == first
+
+
+def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
+    kept = digest(artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR)
+    frame = pd.read_parquet(artifacts.RAW_DATA)
+    frame.loc[3, "px_0_0"] = 7.5
+    frame.loc[5, "label"] = 42
+    frame.to_parquet(artifacts.RAW_DATA)
+    with pytest.raises(UserError) as raised:
+        run_all(("validate",))
+    message = str(raised.value)
+    assert "expect_column_values_to_be_between on column 'px_0_0'" in message and "7.5" in message
+    assert "expect_column_values_to_be_in_set on column 'label'" in message and "42" in message
+    assert "reports/failed/data_docs/index.html" in message
+    assert digest(artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR) == kept
+
+
+def test_missing_input_is_named(project, prefect_api):
+    with pytest.raises(
+        UserError, match=r"data/raw/dataset.parquet: missing; it is produced by the 'ingest' stage"
+    ):
+        run_all(("validate",))
+
+
+def test_user_csv_without_id_column(project, prefect_api):
+    from tests.conftest import write_params
+
+    pd.DataFrame({"label": [0, 1], "f": [0.1, 0.2]}).to_csv(project / "mine.csv", index=False)
+    write_params(project, {"data": {"path": "mine.csv", "source_column": None, "target_sources": []}})
+    with pytest.raises(UserError, match=r"mine.csv: missing column\(s\) \['id'\].*add an id column"):
+        run_all(("ingest",))

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.errors import UserError
+from pipelines.params import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def params_file(tmp_path: Path, override: dict) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in override.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_project_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.train.hidden_units == (128, 64)
+    assert params.data.target_sources == ["phone"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"train.learning_rat": 0.1}, "train.learning_rat: unknown key"),
+        ({"trian": {}}, "trian: unknown key"),
+        ({"train.learning_rate": "fast"}, "train.learning_rate: Input should be a valid number"),
+        ({"train.learning_rate": -0.1}, "learning_rate must be positive"),
+        ({"split.train_dev_fraction": 1.2}, "train_dev_fraction must be in [0, 1)"),
+        ({"diagnose.human_level_error": 2}, "human_level_error = 2.0 is above 1: errors are fractions"),
+        ({"evaluate.optimizing_metric": "auc"}, "evaluate.optimizing_metric"),
+        ({"evaluate.satisficing": {"memory_mb": 3}}, "unknown satisficing measure 'memory_mb'"),
+        ({"data.path": "../elsewhere.csv"}, "must be a path inside the project"),
+        ({"data.feature_range": [1, 0]}, "low < high"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, override, message):
+    with pytest.raises(UserError) as raised:
+        load_params(params_file(tmp_path, override))
+    assert message in str(raised.value)
+    assert str(raised.value).startswith(str(tmp_path / "params.yaml"))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
