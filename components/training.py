@@ -97,6 +97,18 @@ def initializer_for(config: TrainConfig) -> str:
     return "he_normal" if config.activation in RELU_LIKE else "glorot_uniform"
 
 
+def _seeded_initializer(name: str, seed: int) -> keras.initializers.Initializer:
+    """The named initializer with its own seed: an unseeded one draws from Python's global `random`,
+    which other threads of the process (Prefect's among them) may also draw from."""
+    import keras
+
+    initializer = keras.initializers.get(name)
+    config = initializer.get_config()
+    if "seed" not in config:
+        return initializer
+    return type(initializer).from_config({**config, "seed": seed})
+
+
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
     """The learning rate as a float or a Keras schedule; `t` counts epochs of `decay_epochs` each.
 
@@ -174,7 +186,7 @@ def build_model(config: TrainConfig, x_train: np.ndarray, n_classes: int) -> ker
     for i, units in enumerate(config.hidden_units):
         x = keras.layers.Dense(
             units,
-            kernel_initializer=initializer_for(config),
+            kernel_initializer=_seeded_initializer(initializer_for(config), config.seed + i),
             kernel_regularizer=regularizer,
             use_bias=not config.batch_norm,  # batch norm's beta replaces the bias
             name=f"dense_{i}",
@@ -183,8 +195,13 @@ def build_model(config: TrainConfig, x_train: np.ndarray, n_classes: int) -> ker
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(config.activation, name=f"{config.activation}_{i}")(x)
         if config.dropout:
-            x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="softmax")(x)
+            x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
+    outputs = keras.layers.Dense(
+        n_classes,
+        activation="softmax",
+        kernel_initializer=_seeded_initializer("glorot_uniform", config.seed + len(config.hidden_units)),
+        name="softmax",
+    )(x)
     return keras.Model(inputs, outputs, name="mlp")
 
 

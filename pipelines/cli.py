@@ -5,6 +5,8 @@
     mlstrategy stage NAME                 one stage as a Prefect flow (what dvc.yaml calls)
     mlstrategy diagnose --human-level H --train T --dev D [...]
                                           the gaps for numbers you give, without running anything
+    mlstrategy stage-server status|start|stop
+                                          the warm process that stages are forked from
     mlstrategy ui                         the MLflow UI on this project's runs, on 127.0.0.1
 
 Exit status: 0 on success, 1 when the pipeline or a stage fails (the message says what and where), 2 on a
@@ -83,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument("--json", action="store_true", help="print the JSON of metrics/diagnosis.json")
 
+    server = commands.add_parser(
+        "stage-server",
+        help="the warm stage server: status, start or stop",
+        description="The stage server keeps Prefect, pandas, Great Expectations, MLflow and TensorFlow "
+        "imported and forks a fresh process for each stage, so that a stage does not pay those imports. "
+        "Stages start it on their own; it stops after 20 idle minutes. Set MLSTRATEGY_STAGE_SERVER=0 to "
+        "run every stage in a cold process instead.",
+    )
+    server.add_argument("action", choices=["status", "start", "stop"])
+
     ui = commands.add_parser(
         "ui",
         help="open the MLflow UI on this project's runs (127.0.0.1)",
@@ -122,11 +134,21 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from pipelines.orchestration import ensure_prefect_api, execution_id, run_stage
+    from pipelines import stage_server
+    from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api, execution_id, run_stage
+
+    ensure_prefect_api()
+    # Resolved here: a stage forked by the stage server would find the server, not dvc, as its parent.
+    os.environ[EXECUTION_ENV] = execution_id()
+    if stage_server.enabled():
+        code = stage_server.run_remote(["mlstrategy", "stage", args.name], Path.cwd())
+        if code is not None:
+            return code
+        stage_server.start_in_background(Path.cwd())
+
     from pipelines.params import load_params
 
     params = load_params()
-    ensure_prefect_api()
     try:
         run_stage(args.name, params)
     except Exception as error:
@@ -141,12 +163,15 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines import stage_server
     from pipelines.artifacts import DIAGNOSIS, REPORT
     from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api
     from pipelines.params import load_params
 
     load_params()  # fail on bad params before starting anything
     api = ensure_prefect_api()
+    if stage_server.enabled():
+        stage_server.start_in_background(Path.cwd())  # it preloads while the first stages run
     # dvc runs each stage as `mlstrategy stage NAME`: this environment's scripts must come first on PATH.
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, EXECUTION_ENV: uuid.uuid4().hex, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
@@ -167,13 +192,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stage_server(args: argparse.Namespace) -> int:
+    from pipelines import stage_server
+
+    root = Path.cwd()
+    if args.action == "stop":
+        print("stopped" if stage_server.stop(root) else "not running")
+    elif args.action == "start":
+        print("starting" if stage_server.start_in_background(root) else "already running or starting")
+    else:
+        running = stage_server.socket_path(root).exists()
+        print(f"{'running' if running else 'not running'} ({stage_server.socket_path(root)})")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.tracking import ui_command
 
     return subprocess.run(ui_command(args.host, args.port), check=False).returncode
 
 
-COMMANDS = {"run": cmd_run, "stage": cmd_stage, "diagnose": cmd_diagnose, "ui": cmd_ui}
+COMMANDS = {
+    "run": cmd_run,
+    "stage": cmd_stage,
+    "diagnose": cmd_diagnose,
+    "stage-server": cmd_stage_server,
+    "ui": cmd_ui,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from pipelines.runtime import configure_environment  # noqa: E402
 
 configure_environment()
+# Tests run every stage in its own cold process unless a test starts a stage server itself.
+os.environ.setdefault("MLSTRATEGY_STAGE_SERVER", "0")
 
 # Small and fast: the tests check behaviour, not model quality.
 FAST_PARAMS = {

@@ -1,0 +1,70 @@
+"""The warm stage server: a stage forked from it behaves as the same stage in a cold process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipelines import stage_server
+
+MLSTRATEGY = str(Path(sys.executable).with_name("mlstrategy"))
+
+
+def stage(name: str, env: dict, warm: bool) -> subprocess.CompletedProcess:
+    env = {**env, stage_server.SWITCH: "1" if warm else "0"}
+    return subprocess.run([MLSTRATEGY, "stage", name], env=env, capture_output=True, text=True)
+
+
+def weights_digest() -> str:
+    with zipfile.ZipFile("models/model.keras") as archive:
+        return hashlib.md5(archive.read("model.weights.h5")).hexdigest()
+
+
+@pytest.fixture
+def server(project: Path, prefect_api: str):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, stage_server.SWITCH: "1"}
+    subprocess.run([MLSTRATEGY, "stage-server", "start"], env=env, check=True, capture_output=True)
+    path = stage_server.socket_path(project)
+    deadline = time.monotonic() + 180
+    while not path.exists():
+        assert time.monotonic() < deadline, path.with_suffix(".log").read_text()
+        time.sleep(0.5)
+    yield env, path.with_suffix(".log")
+    subprocess.run([MLSTRATEGY, "stage-server", "stop"], env=env, check=True, capture_output=True)
+    assert not path.exists()
+
+
+def test_warm_stage_gives_the_cold_result(server):
+    env, log = server
+    for name in ("ingest", "validate", "split", "train"):
+        done = stage(name, env, warm=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    cold = weights_digest()
+    done = stage("train", env, warm=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Finished in state Completed()" in done.stderr
+    assert "served: mlstrategy stage train" in log.read_text()
+    assert weights_digest() == cold
+
+
+def test_exit_status_and_message_come_back(server):
+    env, log = server
+    done = stage("evaluate", env, warm=True)
+    assert done.returncode == 1
+    assert "missing; it is produced by the 'split' stage" in done.stderr
+    assert "served: mlstrategy stage evaluate" in log.read_text() and "exit 1" in log.read_text()
+
+
+def test_a_different_environment_runs_cold(server):
+    env, log = server
+    done = stage("ingest", {**env, "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db"}, warm=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused (different environment): mlstrategy stage ingest" in log.read_text()
+    assert Path("data/raw/dataset.parquet").is_file()
