@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run `dvc repro` on the project: only stages whose code, params or data changed rerun. "
         "Extra arguments go to `dvc repro` (e.g. `mlstrategy run --force`, `mlstrategy run train`).",
     )
-    run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments passed on to `dvc repro`")
+    run.add_argument("dvc_args", nargs="*", metavar="DVC_REPRO_ARG", help="passed on to `dvc repro`")
 
     stage = commands.add_parser(
         "stage",
@@ -221,8 +221,18 @@ COMMANDS = {
 }
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "run":  # `mlstrategy run --force train` passes both on to dvc repro
+        args.dvc_args = [arg for arg in [*unknown, *args.dvc_args] if arg != "--"]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     configure_environment()
     try:
         if args.command != "diagnose":

@@ -21,7 +21,7 @@ from pipelines.artifacts import (
     write_json,
 )
 from pipelines.params import Params
-from pipelines.tables import feature_columns, n_classes, xy
+from pipelines.tables import feature_columns, xy
 
 BYTES_PER_MB = 1_000_000
 
@@ -52,21 +52,19 @@ def evaluate_flow(params: Params) -> dict:
     logger = get_run_logger()
     frames = {name: read_frame(split_path(name), "split") for name in SPLITS}
     features = feature_columns(frames["train"], params.data)
-    classes = n_classes(params.data, *frames.values())
     model = load_model()
-    errors, metrics, dev_labels = {}, {name: {} for name in OPTIMIZING_METRICS}, None
+    classes = int(model.output_shape[-1])
+    errors, metrics, predicted = {}, {name: {} for name in OPTIMIZING_METRICS}, {}
     for name, frame in frames.items():
-        if frame.empty:
+        if frame.empty:  # a pipeline without train_dev (or test) has no error there
             errors[name] = None
             continue
         x, y = xy(frame, params.data, features)
-        predicted = predict(model, x)
-        errors[name] = error_rate(y, predicted)
+        predicted[name] = predict(model, x)
+        errors[name] = error_rate(y, predicted[name])
         for metric, function in OPTIMIZING_METRICS.items():
-            metrics[metric][name] = function(y, predicted, classes)
-        if name == "dev":
-            dev_labels = pd.DataFrame({"actual": y, "predicted": predicted})
-            x_dev = x
+            metrics[metric][name] = function(y, predicted[name], classes)
+    x_dev, y_dev = xy(frames["dev"], params.data, features)
     optimizing = params.evaluate.optimizing_metric
     measures = {
         "latency_p95_ms": measure_latency(model, x_dev, params.evaluate.latency_calls),
@@ -77,9 +75,10 @@ def evaluate_flow(params: Params) -> dict:
         "optimizing": {"name": optimizing, "dev": metrics[optimizing]["dev"]},
         "satisficing": satisficing(measures, params.evaluate.satisficing),
         "metrics": metrics,
+        "n_classes": classes,
         "n_parameters": int(model.count_params()),
     }
-    write_frame(CONFUSION_DEV, dev_labels)
+    write_frame(CONFUSION_DEV, pd.DataFrame({"actual": y_dev, "predicted": predicted["dev"]}))
     write_json(EVALUATION, summary)
     logger.info(
         "errors %s; %s on dev %.4f; satisficing %s",

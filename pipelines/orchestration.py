@@ -133,6 +133,10 @@ def execution_id() -> str:
     return uuid.uuid4().hex
 
 
+def _drop_drain_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Still processing items")
+
+
 def run_stage(name: str, params: Any) -> None:
     """Run the Prefect flow `pipelines.<name>.<name>_flow(params)`; a UserError inside it is re-raised
     as is (one message, no traceback), anything else propagates."""
@@ -142,9 +146,9 @@ def run_stage(name: str, params: Any) -> None:
     # A stage is a short process that DVC supervises, so Prefect's crash-detection heartbeat adds nothing,
     # and a sync flow joins the heartbeat thread on exit: up to 1 s per stage. Without it the events
     # worker may still hold a few events at exit; it sends them, and its notice about it is dropped.
-    logging.getLogger("prefect.EventsWorker").addFilter(
-        lambda record: not record.getMessage().startswith("Still processing items")
-    )
+    events_logger = logging.getLogger("prefect.EventsWorker")
+    if _drop_drain_notice not in events_logger.filters:
+        events_logger.addFilter(_drop_drain_notice)
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = flow(params, return_state=True)
     if state.is_failed():

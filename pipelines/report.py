@@ -28,7 +28,6 @@ from pipelines.artifacts import (
 )
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
-from pipelines.tables import n_classes
 
 
 def notes_for(found: dict, split: dict, params: Params) -> list[str]:
@@ -99,8 +98,7 @@ def report_flow(params: Params) -> dict:
     split = read_json(SPLIT, "split")
     history = read_frame(TRAIN_HISTORY, "train")
     confusion = read_frame(CONFUSION_DEV, "evaluate")
-    classes = n_classes(params.data, confusion.rename(columns={"actual": params.data.label_column}))
-    figures = draw_figures(found, history, confusion, classes)
+    figures = draw_figures(found, history, confusion, evaluation["n_classes"])
     sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
     html = report.render_strategy_report(
         {

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from pipelines.cli import STAGES, main
+from pipelines.cli import STAGES, main, parse_args
 
 MLSTRATEGY = [sys.executable, "-m", "pipelines.cli"]
 
@@ -79,3 +79,17 @@ def test_stage_names_match_dvc_yaml():
     assert tuple(dvc["stages"]) == STAGES
     for name, stage in dvc["stages"].items():
         assert stage["cmd"] == f"mlstrategy stage {name}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "passed"),
+    [(["run"], []), (["run", "--force"], ["--force"]), (["run", "train", "-f"], ["-f", "train"])],
+)
+def test_run_passes_its_arguments_to_dvc_repro(argv, passed):
+    assert parse_args(argv).dvc_args == passed
+
+
+def test_unknown_options_elsewhere_are_usage_errors():
+    with pytest.raises(SystemExit) as raised:
+        parse_args(["stage", "train", "--force"])
+    assert raised.value.code == 2
