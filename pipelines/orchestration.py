@@ -45,8 +45,7 @@ def configured_api_url() -> str | None:
     the URL must be exported before that."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", prefect_home() / "profiles.toml")).expanduser()
     try:
         profiles = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -60,6 +59,23 @@ def local_api_url() -> str:
     return f"http://{LOCAL_HOST}:{port}/api"
 
 
+def prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+
+
+def _clear_stale_pid_file() -> None:
+    """After a reboot or a kill, Prefect's pid file outlives its server and blocks a new one."""
+    pid_file = prefect_home() / "server.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    import psutil
+
+    if not psutil.pid_exists(pid):
+        pid_file.unlink(missing_ok=True)
+
+
 def start_local_server(api_url: str, timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
     """`prefect server start --background` on 127.0.0.1, then wait until it answers."""
     port = api_url.rsplit(":", 1)[1].split("/", 1)[0]
@@ -69,32 +85,25 @@ def start_local_server(api_url: str, timeout_s: float = SERVER_START_TIMEOUT_S) 
         file=sys.stderr,
         flush=True,
     )
-    started = subprocess.run(
-        [
-            script("prefect"),
-            "server",
-            "start",
-            "--background",
-            "--host",
-            LOCAL_HOST,
-            "--port",
-            port,
-            "--analytics-off",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    _clear_stale_pid_file()
+    command = [script("prefect"), "server", "start", "--background", "--host", LOCAL_HOST, "--port", port]
+    started = subprocess.run([*command, "--analytics-off"], capture_output=True, text=True, check=False)
+    output = "\n".join(f"  {line}" for line in (started.stdout + started.stderr).strip().splitlines()[-4:])
+    if started.returncode != 0:
+        if "already running" not in output:
+            raise UserError(
+                f"could not start a Prefect server at {api_url}:\n{output}\n"
+                "Free the port or set PREFECT_SERVER_API_PORT, or start a server and set PREFECT_API_URL."
+            )
+        timeout_s = min(timeout_s, 60)  # another stage got there first: its server is on its way up
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if api_healthy(api_url):
             return
         time.sleep(0.5)
-    output = (started.stdout + started.stderr).strip().splitlines()[-5:]
     raise UserError(
-        f"the Prefect server at {api_url} did not answer within {timeout_s:.0f} s.\n"
-        + "\n".join(f"  {line}" for line in output)
-        + "\nStart one yourself (`prefect server start`) and set PREFECT_API_URL, or free the port and retry."
+        f"the Prefect server at {api_url} did not answer within {timeout_s:.0f} s.\n{output}\n"
+        "Start one yourself (`prefect server start`) and set PREFECT_API_URL, or free the port and retry."
     )
 
 

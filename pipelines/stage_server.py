@@ -164,7 +164,13 @@ def _standard_fds() -> Iterator[list[int]]:
 
 
 def start_in_background(root: Path) -> bool:
-    """Start the project's server unless one runs or is starting; True when one was started."""
+    """Start the project's server unless one runs or is starting; True when one was started.
+
+    Not in DVC's temporary experiment workspaces (.dvc/tmp/exps/...): each is a short-lived copy of the
+    project, and `dvc queue start --jobs N` would leave a server per copy.
+    """
+    if ".dvc/tmp/exps" in root.resolve().as_posix():
+        return False
     path = socket_path(root)
     lock = path.with_suffix(".lock")
     with open(lock, "a") as handle:
