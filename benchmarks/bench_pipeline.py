@@ -92,7 +92,7 @@ def wait_for_stage_server(project: Path, env: dict[str, str], timeout_s: float =
     """The first repro starts the stage server in the background; the steady state needs it ready."""
     code = (
         "import sys; from pathlib import Path; from pipelines import stage_server; "
-        "sys.exit(0 if stage_server.socket_path(Path.cwd()).exists() else 1)"
+        "sys.exit(0 if stage_server.running(Path.cwd()) else 1)"
     )
     deadline = time.monotonic() + timeout_s
     while subprocess.run([str(BIN / "python"), "-c", code], cwd=project, env=env).returncode != 0:

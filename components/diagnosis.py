@@ -47,7 +47,8 @@ KNOBS: dict[str, tuple[str, ...]] = {
 NON_ORTHOGONAL_KNOBS = {"early_stopping": ("avoidable_bias", "variance")}
 
 
-def _check_error(name: str, value: float | None) -> None:
+def check_fraction(name: str, value: float | None) -> None:
+    """Errors are fractions in [0, 1]; a value above 1 is almost surely a percent typed by mistake."""
     if value is None:
         return
     if value > 1:
@@ -67,7 +68,7 @@ class Errors:
 
     def __post_init__(self) -> None:
         for name in ("train", "train_dev", "dev", "test"):
-            _check_error(f"{name} error", getattr(self, name))
+            check_fraction(f"{name} error", getattr(self, name))
 
     def to_dict(self) -> dict[str, float | None]:
         return {"train": self.train, "train_dev": self.train_dev, "dev": self.dev, "test": self.test}
@@ -117,7 +118,7 @@ class Diagnosis:
 
 def diagnose(errors: Errors, human_level_error: float, tolerance: float = 0.02) -> Diagnosis:
     """Read the four gaps off the errors and name the principal problem and its knobs."""
-    _check_error("human-level error", human_level_error)
+    check_fraction("human-level error", human_level_error)
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance = {tolerance} must be a fraction in [0, 1)")
     unseen = errors.train_dev if errors.train_dev is not None else errors.dev

@@ -201,8 +201,8 @@ def cmd_stage_server(args: argparse.Namespace) -> int:
     elif args.action == "start":
         print("starting" if stage_server.start_in_background(root) else "already running or starting")
     else:
-        running = stage_server.socket_path(root).exists()
-        print(f"{'running' if running else 'not running'} ({stage_server.socket_path(root)})")
+        state = "running" if stage_server.running(root) else "not running"
+        print(f"{state} ({stage_server.socket_path(root)})")
     return 0
 
 

@@ -54,17 +54,17 @@ def evaluate_flow(params: Params) -> dict:
     features = feature_columns(frames["train"], params.data)
     model = load_model()
     classes = int(model.output_shape[-1])
-    errors, metrics, predicted = {}, {name: {} for name in OPTIMIZING_METRICS}, {}
+    errors, metrics, arrays, predicted = {}, {name: {} for name in OPTIMIZING_METRICS}, {}, {}
     for name, frame in frames.items():
         if frame.empty:  # a pipeline without train_dev (or test) has no error there
             errors[name] = None
             continue
-        x, y = xy(frame, params.data, features)
+        arrays[name] = x, y = xy(frame, params.data, features)
         predicted[name] = predict(model, x)
         errors[name] = error_rate(y, predicted[name])
         for metric, function in OPTIMIZING_METRICS.items():
             metrics[metric][name] = function(y, predicted[name], classes)
-    x_dev, y_dev = xy(frames["dev"], params.data, features)
+    x_dev, y_dev = arrays["dev"]
     optimizing = params.evaluate.optimizing_metric
     measures = {
         "latency_p95_ms": measure_latency(model, x_dev, params.evaluate.latency_calls),

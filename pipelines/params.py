@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from components.datasets import Degradation
+from components.diagnosis import check_fraction
 from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES
 from components.train_dev import SplitPolicy
 from components.training import TrainConfig
@@ -99,14 +100,6 @@ class EvaluateParams(_Section):
         return bounds
 
 
-def _fraction(name: str, value: float) -> float:
-    if value > 1:
-        raise ValueError(f"{name} = {value} is above 1: errors are fractions (write 0.02 for 2%)")
-    if value < 0:
-        raise ValueError(f"{name} = {value} must be a fraction in [0, 1]")
-    return value
-
-
 class DiagnoseParams(_Section):
     human_level_error: float = 0.02
     tolerance: float = 0.02
@@ -114,7 +107,8 @@ class DiagnoseParams(_Section):
     @field_validator("human_level_error", "tolerance")
     @classmethod
     def _is_fraction(cls, value: float, info: ValidationInfo) -> float:
-        return _fraction(info.field_name, value)
+        check_fraction(info.field_name, value)
+        return value
 
 
 class MlflowParams(_Section):

@@ -19,7 +19,6 @@ ENVIRONMENT_DEFAULTS = {
     "DVC_NO_ANALYTICS": "1",
     # An ephemeral Prefect server takes ~20 s to start on 2 cores; Prefect's default timeout is shorter.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_LOGGING_LEVEL": "INFO",
     # Weights and data are never downloaded at run time.
     "HF_HUB_OFFLINE": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",

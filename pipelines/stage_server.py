@@ -103,23 +103,32 @@ def _packages_token() -> float:
 # ---------------------------------------------------------------------------------------------- client
 
 
+def _request(root: Path, request: dict, fds: list[int]) -> socket.socket | None:
+    """Send one request (and the file descriptors it hands over) to the project's server; None when no
+    server listens."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(str(socket_path(root)))
+    except OSError:
+        connection.close()
+        return None
+    payload = json.dumps(request).encode()
+    socket.send_fds(connection, [_HEADER.pack(len(payload))], fds)
+    connection.sendall(payload)
+    return connection
+
+
 def run_remote(argv: list[str], root: Path) -> int | None:
     """Run `argv` (a `mlstrategy stage ...` command line) in a child of the server.
 
     Returns the child's exit status, or None when no server can take it (then run it yourself).
     """
-    path = socket_path(root)
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(str(path))
-    except OSError:
-        connection.close()
+    with _standard_fds() as fds:
+        request = {"argv": argv, "cwd": str(Path.cwd()), "env": dict(os.environ)}
+        connection = _request(root, request, fds)
+    if connection is None:
         return None
-    with connection, _standard_fds() as fds:
-        payload = json.dumps({"argv": argv, "cwd": str(Path.cwd()), "env": dict(os.environ)}).encode()
-        socket.send_fds(connection, [_HEADER.pack(len(payload))], fds)
-        connection.sendall(payload)
-        reader = connection.makefile("r", encoding="utf-8")
+    with connection, connection.makefile("r", encoding="utf-8") as reader:
         reply = json.loads(reader.readline() or '{"accepted": false}')
         if not reply.get("accepted"):
             return None
@@ -137,6 +146,15 @@ def run_remote(argv: list[str], root: Path) -> int | None:
             print("mlstrategy: the stage server went away during the stage", file=sys.stderr)
             return 1
         return int(json.loads(line)["exit"])
+
+
+def running(root: Path) -> bool:
+    """True when the project's server answers (a socket file alone may be left by a killed server)."""
+    connection = _request(root, {"ping": True}, [])
+    if connection is None:
+        return False
+    with connection:
+        return connection.recv(1) == b"\n"
 
 
 def _signal_quietly(pid: int, signum: int) -> None:
@@ -194,15 +212,10 @@ def start_in_background(root: Path) -> bool:
 
 def stop(root: Path) -> bool:
     """Ask the project's server to exit; True when one was running."""
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(str(socket_path(root)))
-    except OSError:
+    connection = _request(root, {"stop": True}, [])
+    if connection is None:
         return False
-    with connection, _standard_fds() as fds:
-        payload = json.dumps({"stop": True}).encode()
-        socket.send_fds(connection, [_HEADER.pack(len(payload))], fds)
-        connection.sendall(payload)
+    with connection:
         connection.recv(1)
     return True
 
@@ -238,8 +251,13 @@ def serve(root: Path, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
                 continue
             connection, _ = listener.accept()
             with connection:
-                if _handle(connection, listener, lock, expected) == "stop":
-                    break
+                try:
+                    stop_now = _handle(connection, listener, lock, expected)
+                except (OSError, ValueError, KeyError, struct.error) as error:
+                    print(f"ignored a malformed request: {error!r}", flush=True)
+                    stop_now = False
+            if stop_now:
+                break
             last_request = time.monotonic()
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -248,10 +266,11 @@ def serve(root: Path, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         print("stage server stopped", flush=True)
 
 
-def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase, expected: str) -> str:
+def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase, expected: str) -> bool:
+    """Serve one request; True when it asks the server to stop."""
     _, peer_uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if peer_uid != os.getuid():
-        return "refused"
+        return False
     message, fds, _, _ = socket.recv_fds(connection, _HEADER.size, 3)
     try:
         (length,) = _HEADER.unpack(message)
@@ -259,17 +278,17 @@ def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase,
         while len(payload) < length:
             chunk = connection.recv(length - len(payload))
             if not chunk:
-                return "refused"
+                return False
             payload += chunk
         request = json.loads(payload)
-        if request.get("stop"):
+        if request.get("stop") or request.get("ping"):
             connection.sendall(b"\n")
-            return "stop"
+            return bool(request.get("stop"))
         command = " ".join(request["argv"])
         if len(fds) != 3 or fingerprint(request["env"]) != expected:
             print(f"refused (different environment): {command}", flush=True)
             connection.sendall(b'{"accepted": false}\n')
-            return "refused"
+            return False
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         child = os.fork()
@@ -286,7 +305,7 @@ def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase,
         flush=True,
     )
     connection.sendall(json.dumps({"exit": status}).encode() + b"\n")
-    return "served"
+    return False
 
 
 def _wait(child: int, connection: socket.socket) -> int:

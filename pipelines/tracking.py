@@ -14,9 +14,12 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.runtime import script
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 MLFLOW_DIR = Path("mlflow")
 EXECUTION_TAG = "mlstrategy.execution_id"
@@ -46,7 +49,7 @@ def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     ]
 
 
-def _client(experiment: str):
+def _client(experiment: str) -> tuple[MlflowClient, str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -61,15 +64,15 @@ def _client(experiment: str):
     return client, client.create_experiment(experiment, artifact_location=location)
 
 
-def parent_run_id(experiment: str, execution: str) -> str:
-    """The run of this pipeline execution, created by the first stage that asks for it."""
+def parent_run(experiment: str, execution: str) -> tuple[MlflowClient, str]:
+    """A client and the run of this pipeline execution, created by the first stage that asks for it."""
     client, experiment_id = _client(experiment)
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.`{EXECUTION_TAG}` = '{execution}'", max_results=1
     )
     if runs:
-        return runs[0].info.run_id
-    return client.create_run(experiment_id, tags={EXECUTION_TAG: execution}).info.run_id
+        return client, runs[0].info.run_id
+    return client, client.create_run(experiment_id, tags={EXECUTION_TAG: execution}).info.run_id
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -123,11 +126,9 @@ def log_pipeline_run(
 
     curves: per-epoch series, logged with step = epoch. artifacts: {artifact folder: file or directory}.
     """
-    import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
-    run_id = parent_run_id(experiment, execution)
-    client = mlflow.tracking.MlflowClient()
+    client, run_id = parent_run(experiment, execution)
     now = int(time.time() * 1000)
     step_metrics = [
         Metric(name, float(value), now, step)
@@ -151,10 +152,7 @@ def log_pipeline_run(
 
 def record_failure(experiment: str, execution: str, stage: str, message: str) -> str:
     """Mark the execution's run FAILED with the stage and the error, so failed nights show in the UI."""
-    run_id = parent_run_id(experiment, execution)
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient()
+    client, run_id = parent_run(experiment, execution)
     client.set_tag(run_id, "mlstrategy.failed_stage", stage)
     client.set_tag(run_id, "mlstrategy.error", message[:4000])
     client.set_terminated(run_id, "FAILED")

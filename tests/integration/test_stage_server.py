@@ -33,12 +33,12 @@ def server(project: Path, prefect_api: str):
     subprocess.run([MLSTRATEGY, "stage-server", "start"], env=env, check=True, capture_output=True)
     path = stage_server.socket_path(project)
     deadline = time.monotonic() + 180
-    while not path.exists():
+    while not stage_server.running(project):
         assert time.monotonic() < deadline, path.with_suffix(".log").read_text()
         time.sleep(0.5)
     yield env, path.with_suffix(".log")
     subprocess.run([MLSTRATEGY, "stage-server", "stop"], env=env, check=True, capture_output=True)
-    assert not path.exists()
+    assert not path.exists() and not stage_server.running(project)
 
 
 def test_warm_stage_gives_the_cold_result(server):
@@ -68,3 +68,16 @@ def test_a_different_environment_runs_cold(server):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "refused (different environment): mlstrategy stage ingest" in log.read_text()
     assert Path("data/raw/dataset.parquet").is_file()
+
+
+def test_a_malformed_request_does_not_stop_the_server(server, project):
+    import socket
+
+    for garbage in (b"", b"not a request"):  # a bare connect-and-close used to end the server
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
+            bad.connect(str(stage_server.socket_path(project)))
+            bad.sendall(garbage)
+    env, log = server
+    done = stage("ingest", env, warm=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "served: mlstrategy stage ingest" in log.read_text()
