@@ -107,12 +107,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def isolated_env(work: Path, stage_server: bool) -> dict[str, str]:
+    """The environment of a benchmark project: its own Prefect home and port, no tracking URI or API
+    inherited from the caller."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_SERVER_API_PORT": str(free_port()),
+        "MLSTRATEGY_STAGE_SERVER": "1" if stage_server else "0",
+    }
+    for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "MLSTRATEGY_EXECUTION_ID"):
+        env.pop(name, None)
+    return env
+
+
 def start_prefect_server(project: Path, env: dict[str, str]) -> float:
+    """Start the project's Prefect server and point `env` at it; the seconds it took."""
     code = (
         "from pipelines.runtime import configure_environment; configure_environment(); "
         "from pipelines.orchestration import ensure_prefect_api; ensure_prefect_api()"
     )
-    return timed([str(BIN / "python"), "-c", code], project, env)
+    seconds = timed([str(BIN / "python"), "-c", code], project, env)
+    env["PREFECT_API_URL"] = f"http://127.0.0.1:{env['PREFECT_SERVER_API_PORT']}/api"
+    return seconds
 
 
 def main() -> None:
@@ -121,20 +139,10 @@ def main() -> None:
     project = work / "project"
     project.mkdir()
     copy_project(project)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_API_PORT": str(port),
-        "MLSTRATEGY_STAGE_SERVER": "1",
-    }
-    for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "MLSTRATEGY_EXECUTION_ID"):
-        env.pop(name, None)
+    env = isolated_env(work, stage_server=True)
     mlstrategy, dvc = str(BIN / "mlstrategy"), str(BIN / "dvc")
     try:
         server_start = start_prefect_server(project, env)
-        env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         cold_env = {**env, "MLSTRATEGY_STAGE_SERVER": "0"}
         plain = min(
             timed([str(BIN / "python"), "benchmarks/plain_pipeline.py"], project, env) for _ in range(2)

@@ -20,6 +20,7 @@ from pipelines.errors import UserError
 
 RAW_DATA = Path("data/raw/dataset.parquet")
 SPLITS_DIR = Path("data/splits")
+ASSIGNMENT = Path("data/assignment.parquet")
 MODEL = Path("models/model.keras")
 DATA_DOCS = Path("reports/data_docs")
 REPORT = Path("reports/strategy.html")

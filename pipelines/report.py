@@ -45,6 +45,21 @@ def notes_for(found: dict, split: dict, params: Params) -> list[str]:
     return notes
 
 
+def split_metrics(split: dict) -> dict[str, float]:
+    """The split checks as MLflow metrics (split/...), the ones that exist for this run."""
+    same = split.get("dev_test_same_distribution") or {}
+    found = {
+        "split/dev_test_domain_auc": same.get("domain_auc"),
+        "split/train_vs_dev_domain_auc": split.get("train_vs_dev_domain_auc"),
+        "split/dev_ci_halfwidth": split.get("dev_ci_halfwidth"),
+        "split/test_ci_halfwidth": split.get("test_ci_halfwidth"),
+        "split/min_detectable_difference": split.get("min_detectable_difference"),
+        "split/leaks": split["leaks"]["count"],
+        "split/moved_since_last": split["moved_since_last"],
+    }
+    return {name: value for name, value in found.items() if value is not None}
+
+
 @task(cache_policy=NO_CACHE)
 def draw_figures(
     found: dict, history: pd.DataFrame, confusion: pd.DataFrame, classes: int
@@ -75,6 +90,7 @@ def log_to_mlflow(
         metrics.update({f"{metric}/{name}": value for name, value in values.items()})
     metrics.update({name: item["value"] for name, item in evaluation["satisficing"].items()})
     metrics.update({f"size/{name}": n for name, n in split["sizes"].items()})
+    metrics.update(split_metrics(split))
     curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}
     tags = {**tracking.reproducibility_tags(RAW_DATA), "mlstrategy.principal": found["principal"]}
     with tempfile.TemporaryDirectory() as plots:

@@ -83,12 +83,13 @@ def fingerprint(env: dict[str, str]) -> str:
         for key, value in env.items()
         if key.startswith(FINGERPRINT_PREFIXES) or key in FINGERPRINT_NAMES
     )
-    return hashlib.sha256(json.dumps([sys.executable, relevant]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([sys.prefix, relevant]).encode()).hexdigest()
 
 
 def socket_path(root: Path) -> Path:
-    """Per user, project and Python environment; short enough for AF_UNIX (108 bytes)."""
-    key = hashlib.sha256(f"{root.resolve()}\0{sys.executable}".encode()).hexdigest()[:16]
+    """Per user, project and Python environment (sys.prefix: `python` and `python3` of one venv are one
+    environment); short enough for AF_UNIX (108 bytes)."""
+    key = hashlib.sha256(f"{root.resolve()}\0{sys.prefix}".encode()).hexdigest()[:16]
     directory = Path(tempfile.gettempdir()) / f"mlstrategy-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
     if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o077:

@@ -36,6 +36,15 @@ def test_the_project_params_are_valid():
         ({"train.learning_rate": "fast"}, "train.learning_rate: Input should be a valid number"),
         ({"train.learning_rate": -0.1}, "learning_rate must be positive"),
         ({"split.train_dev_fraction": 1.2}, "train_dev_fraction must be in [0, 1)"),
+        (
+            {"split.ratios": {"train": 0.7, "dev": 0.2, "test": 0.2}},
+            "split: ratios must sum to 1, got train 0.7 + dev 0.2 + test 0.2 = 1.1",
+        ),
+        (
+            {"split.checks.on_leak": "ignore"},
+            "split.checks.on_leak: Input should be 'drop', 'warn' or 'fail'",
+        ),
+        ({"split.checks.min_improvment": 0.01}, "split.checks.min_improvment: unknown key"),
         ({"diagnose.human_level_error": 2}, "human_level_error = 2.0 is above 1: errors are fractions"),
         ({"evaluate.optimizing_metric": "auc"}, "evaluate.optimizing_metric"),
         ({"evaluate.satisficing": {"memory_mb": 3}}, "unknown satisficing measure 'memory_mb'"),

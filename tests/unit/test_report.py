@@ -23,9 +23,24 @@ def test_report_renders_the_numbers():
             },
             "split": {
                 "sizes": sizes,
+                "ratios": {k: v / 1736 for k, v in sizes.items()},
                 "sizes_by_source": {k: {"phone": v} for k, v in sizes.items()},
                 "policy": "small data",
                 "target_sources": ["phone"],
+                "per_class": {k: {"0": v // 2, "1": v - v // 2} for k, v in sizes.items()},
+                "moved_since_last": 0,
+                "kept_from_last": 1736,
+                "dev_test_same_distribution": {"domain_auc": 0.51, "label_p_value": 0.7, "same": True},
+                "train_vs_dev_domain_auc": 0.903,
+                "train_vs_dev": {"same": False},
+                "expected_error": 0.5,
+                "dev_ci_halfwidth": 0.05,
+                "test_ci_halfwidth": 0.052,
+                "min_detectable_difference": 0.105,
+                "leaks": {"count": 2, "ids": ["phone-7", "phone-9"], "action": "drop"},
+                "warnings": [
+                    "2 examples of train_dev/dev/test duplicate an earlier split's features; dropped"
+                ],
             },
             "sources": ["phone"],
             "validation": {"success": True, "rows": 1797, "evaluated": 135},
@@ -40,3 +55,5 @@ def test_report_renders_the_numbers():
     assert "Principal problem: <b>data mismatch</b>" in html
     assert "23.00%" in html and "0.7700" in html and "data:image/png;base64," in html
     assert "a note" in html
+    assert "0.903" in html and "expect a data-mismatch gap" in html and "same distribution" in html
+    assert "drop: phone-7, phone-9" in html and "&plusmn;5.0%" in html
