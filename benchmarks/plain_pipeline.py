@@ -20,18 +20,18 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from components.datasets import Degradation, two_source_digits  # noqa: E402
-from components.evaluation import error_rate, latency_p95_ms, optimizing_metric  # noqa: E402
+from components.evaluation import error_rate, latency_p95_ms, metric  # noqa: E402
 from components.train_dev import SPLITS, SplitPolicy, assign_splits  # noqa: E402
 from components.training import TrainConfig, train  # noqa: E402
 
 params = yaml.safe_load(Path(sys.argv[1] if len(sys.argv) > 1 else "params.yaml").read_text())
 frame = two_source_digits(Degradation(**params["ingest"]["phone"]), seed=params["ingest"]["seed"])
-assignment, _ = assign_splits(
+assignment = assign_splits(
     frame["id"].to_numpy(),
     frame["source"].to_numpy(),
     params["data"]["target_sources"],
-    SplitPolicy(**params["split"]),
-)
+    SplitPolicy(**{k: v for k, v in params["split"].items() if k != "checks"}),
+).names()
 features = [c for c in frame.columns if c.startswith("px_")]
 data = {
     name: (
@@ -46,7 +46,7 @@ errors = {
     for name, (x, y) in data.items()
 }
 x_dev, y_dev = data["dev"]
-dev_metric = optimizing_metric(
+dev_metric = metric(
     params["evaluate"]["optimizing_metric"],
     y_dev,
     np.argmax(model.predict(x_dev, batch_size=1024, verbose=0), axis=1),

@@ -37,6 +37,19 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.05, got {text!r}") from None
 
 
+def _sizes(text: str) -> list[int]:
+    parts = text.split(",")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) != 4 or min(sizes) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected four counts TRAIN,TRAIN_DEV,DEV,TEST such as 8000,2000,400,400, got {text!r}"
+        )
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlstrategy",
@@ -83,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="a gap above this is a problem (default: 0.02)",
     )
+    diagnose.add_argument(
+        "--sizes",
+        type=_sizes,
+        metavar="TRAIN,TRAIN_DEV,DEV,TEST",
+        help="examples behind each error, e.g. 8000,2000,400,400 (0 for a split without an error): a "
+        "gap is then a problem only when it also exceeds its own 95%% uncertainty",
+    )
     diagnose.add_argument("--json", action="store_true", help="print the JSON of metrics/diagnosis.json")
 
     server = commands.add_parser(
@@ -108,11 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from components.diagnosis import Errors, diagnose
+    from components.diagnosis import Errors, Sizes, diagnose
 
     try:
         errors = Errors(train=args.train, dev=args.dev, train_dev=args.train_dev, test=args.test)
-        result = diagnose(errors, args.human_level, args.tolerance)
+        sizes = None
+        if args.sizes:
+            train, train_dev, dev, test = args.sizes
+            sizes = Sizes(train=train, train_dev=train_dev or None, dev=dev, test=test or None)
+        result = diagnose(errors, args.human_level, args.tolerance, sizes)
     except ValueError as error:
         raise UserError(str(error)) from None
     if args.json:
@@ -123,10 +147,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     for name, value in errors.to_dict().items():
         if value is not None:
             print(f"{name:22}{value:8.2%}")
-    print(f"\n{'gap':22}{'size':>8}  problem")
+    print(f"\n{'gap':22}{'size':>8}{'+-':>8}  problem")
     for name, value in result.gaps.items():
         shown = "     n/a" if value is None else f"{value:8.2%}"
-        print(f"{name:22}{shown}  {'yes' if name in result.problems else 'no'}")
+        spread = result.uncertainty.get(name)
+        noise = "        " if spread is None else f"{spread:8.2%}"
+        print(f"{name:22}{shown}{noise}  {'yes' if name in result.problems else 'no'}")
+    for name, note in result.notes.items():
+        print(f"  {name} < 0: {note}")
     print(f"\nprincipal problem: {result.principal}")
     for knob in result.knobs:
         print(f"  - {knob}")

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from components.evaluation import OPTIMIZING_METRICS, error_rate, latency_p95_ms, satisficing
+from components.evaluation import METRICS, evaluate_predictions, latency_p95_ms, satisficing
 from components.train_dev import SPLITS
 from pipelines.artifacts import (
     CONFUSION_DEV,
@@ -40,49 +40,66 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
 
 @task(cache_policy=NO_CACHE)
-def measure_latency(model, x: np.ndarray, calls: int) -> float:
-    def predict_one(i: int) -> None:
-        model.predict_on_batch(x[i % len(x) : i % len(x) + 1])
+def measure_latency(model, x: np.ndarray, calls: int, batch_size: int = 1) -> float:
+    """p95 milliseconds per example of predict_on_batch at `batch_size`, over `calls` calls."""
+    x = np.resize(x, (max(len(x), batch_size), x.shape[1]))  # repeat rows when dev is smaller
 
-    return latency_p95_ms(predict_one, n_calls=calls)
+    def predict(i: int) -> None:
+        start = (i * batch_size) % (len(x) - batch_size + 1)
+        model.predict_on_batch(x[start : start + batch_size])
+
+    return latency_p95_ms(predict, n_calls=calls, per=batch_size)
 
 
 @flow(name="evaluate")
 def evaluate_flow(params: Params) -> dict:
     logger = get_run_logger()
+    data, options = params.data, params.evaluate
     frames = {name: read_frame(split_path(name), "split") for name in SPLITS}
-    features = feature_columns(frames["train"], params.data)
+    features = feature_columns(frames["train"], data)
     model = load_model()
     classes = int(model.output_shape[-1])
-    errors, metrics, arrays, predicted = {}, {name: {} for name in OPTIMIZING_METRICS}, {}, {}
+    found, arrays, predicted = {}, {}, {}
     for name, frame in frames.items():
         if frame.empty:  # a pipeline without train_dev (or test) has no error there
-            errors[name] = None
             continue
-        arrays[name] = x, y = xy(frame, params.data, features)
+        arrays[name] = x, y = xy(frame, data, features)
+        weights = frame[data.weight_column].to_numpy(np.float64) if data.weight_column else None
         predicted[name] = predict(model, x)
-        errors[name] = error_rate(y, predicted[name])
-        for metric, function in OPTIMIZING_METRICS.items():
-            metrics[metric][name] = function(y, predicted[name], classes)
+        found[name] = evaluate_predictions(y, predicted[name], classes, weights, alpha=params.diagnose.alpha)
+    optimizing = options.optimizing_metric
     x_dev, y_dev = arrays["dev"]
-    optimizing = params.evaluate.optimizing_metric
     measures = {
-        "latency_p95_ms": measure_latency(model, x_dev, params.evaluate.latency_calls),
+        "latency_p95_ms": measure_latency(model, x_dev, options.latency_calls),
+        "latency_p95_ms_batch": measure_latency(
+            model, x_dev, options.latency_calls, options.serving_batch_size
+        ),
         "model_size_mb": MODEL.stat().st_size / BYTES_PER_MB,
+        "n_parameters": float(model.count_params()),
     }
+    metrics = {metric: {s: found[s][metric]["value"] for s in found} for metric in found["dev"]}
     summary = {
-        "errors": errors,
-        "optimizing": {"name": optimizing, "dev": metrics[optimizing]["dev"]},
-        "satisficing": satisficing(measures, params.evaluate.satisficing),
+        "errors": {name: found[name]["error"]["value"] if name in found else None for name in SPLITS},
+        "optimizing": {
+            "name": optimizing,
+            "dev": found["dev"][optimizing]["value"],
+            "interval": [found["dev"][optimizing]["low"], found["dev"][optimizing]["high"]],
+            "higher_is_better": METRICS[optimizing].higher_is_better,
+        },
+        "satisficing": satisficing(measures, options.satisficing),
+        "measures": measures,
         "metrics": metrics,
+        "intervals": {m: {s: [found[s][m]["low"], found[s][m]["high"]] for s in found} for m in metrics},
+        "sizes": {name: len(frames[name]) for name in SPLITS},
         "n_classes": classes,
         "n_parameters": int(model.count_params()),
+        "serving_batch_size": options.serving_batch_size,
     }
     write_frame(CONFUSION_DEV, pd.DataFrame({"actual": y_dev, "predicted": predicted["dev"]}))
     write_json(EVALUATION, summary)
     logger.info(
         "errors %s; %s on dev %.4f; satisficing %s",
-        {k: round(v, 4) for k, v in errors.items() if v is not None},
+        {k: round(v, 4) for k, v in summary["errors"].items() if v is not None},
         optimizing,
         summary["optimizing"]["dev"],
         {

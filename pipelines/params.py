@@ -23,7 +23,8 @@ from pydantic import (
 
 from components.datasets import Degradation
 from components.diagnosis import check_fraction
-from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES
+from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES, check_metric
+from components.human_level import bayes_proxy
 from components.train_dev import SplitPolicy
 from components.training import TrainConfig
 from pipelines.errors import UserError
@@ -42,6 +43,8 @@ class DataParams(_Section):
     source_column: str | None = "source"
     target_sources: list[str] = Field(default_factory=lambda: ["phone"])
     labels: list[int] | None = None
+    weight_column: str | None = None
+    annotator_columns: list[str] = Field(default_factory=list)
     feature_range: tuple[float, float] = (0.0, 1.0)
 
     @field_validator("path")
@@ -85,6 +88,7 @@ class IngestParams(_Section):
 class EvaluateParams(_Section):
     optimizing_metric: Literal[tuple(OPTIMIZING_METRICS)] = "accuracy"  # type: ignore[valid-type]
     latency_calls: int = Field(200, ge=10)
+    serving_batch_size: int = Field(32, ge=1)
     satisficing: dict[str, float] = Field(
         default_factory=lambda: {"latency_p95_ms": 50.0, "model_size_mb": 5.0}
     )
@@ -101,10 +105,22 @@ class EvaluateParams(_Section):
 
 
 class DiagnoseParams(_Section):
-    human_level_error: float = 0.02
+    human_level: dict[str, dict[str, float]] = Field(default_factory=lambda: {"all": {"typical_human": 0.02}})
     tolerance: float = 0.02
+    alpha: float = Field(0.05, gt=0, lt=0.5)
 
-    @field_validator("human_level_error", "tolerance")
+    @field_validator("human_level")
+    @classmethod
+    def _levels(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        if not value:
+            raise ValueError("needs at least one source (or all) with one level, e.g. {all: {expert: 0.01}}")
+        for source, levels in value.items():
+            for level, error in levels.items():
+                check_fraction(f"human_level.{source}.{level}", error)
+            bayes_proxy(levels)
+        return value
+
+    @field_validator("tolerance")
     @classmethod
     def _is_fraction(cls, value: float, info: ValidationInfo) -> float:
         check_fraction(info.field_name, value)
@@ -123,6 +139,15 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     diagnose: DiagnoseParams = DiagnoseParams()
     mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="after")
+    def _metric_exists_for_the_task(self) -> Params:
+        classes = max(self.data.labels) + 1 if self.data.labels else None
+        try:
+            check_metric(self.evaluate.optimizing_metric, classes, self.data.weight_column is not None)
+        except ValueError as error:
+            raise ValueError(f"evaluate.optimizing_metric: {error}") from None
+        return self
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

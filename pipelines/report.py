@@ -33,7 +33,7 @@ from pipelines.params import Params
 def notes_for(found: dict, split: dict, params: Params) -> list[str]:
     notes = []
     errors = found["errors"]
-    if errors["train"] < found["human_level_error"]:
+    if errors["train"] < found["human_level_error"] and "avoidable_bias" not in found.get("notes", {}):
         notes.append(
             "Training error is below human-level error: human-level performance is surpassed, avoidable "
             "bias can no longer be read off, and progress will slow."
@@ -88,7 +88,8 @@ def log_to_mlflow(
     metrics.update({f"gap/{name}": value for name, value in found["gaps"].items() if value is not None})
     for metric, values in evaluation["metrics"].items():
         metrics.update({f"{metric}/{name}": value for name, value in values.items()})
-    metrics.update({name: item["value"] for name, item in evaluation["satisficing"].items()})
+    metrics.update(evaluation["measures"])
+    metrics.update({f"gap_uncertainty/{k}": v for k, v in found["uncertainty"].items() if v is not None})
     metrics.update({f"size/{name}": n for name, n in split["sizes"].items()})
     metrics.update(split_metrics(split))
     curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}

@@ -36,6 +36,7 @@ from pipelines.artifacts import (
 )
 from pipelines.errors import UserError
 from pipelines.params import DataParams, Params
+from pipelines.tables import key_columns
 
 BATCH_ROWS = 65_536
 FINGERPRINT_KEY = b"mlstrategy.split_policy"
@@ -101,7 +102,8 @@ def read_keys(path: Path, data: DataParams) -> Keys:
             )
         sources = column.dictionary_encode().to_pandas()  # categorical: one byte or two per example
     labels = table[data.label_column].to_numpy(zero_copy_only=False).astype(np.int64)
-    return Keys(ids=ids, labels=labels, sources=sources, features=[c for c in columns if c not in keys])
+    features = [c for c in columns if c not in key_columns(data)]
+    return Keys(ids=ids, labels=labels, sources=sources, features=features)
 
 
 def previous_codes(ids: pa.ChunkedArray, fingerprint: str) -> tuple[np.ndarray, bool]:

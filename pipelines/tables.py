@@ -10,7 +10,9 @@ from pipelines.params import DataParams
 
 
 def key_columns(data: DataParams) -> list[str]:
-    return [c for c in (data.id_column, data.source_column, data.label_column) if c]
+    """The columns that are not features: id, source, label, example weight, annotators' labels."""
+    named = (data.id_column, data.source_column, data.label_column, data.weight_column)
+    return [c for c in named if c] + list(data.annotator_columns)
 
 
 def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:

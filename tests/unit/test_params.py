@@ -45,8 +45,20 @@ def test_the_project_params_are_valid():
             "split.checks.on_leak: Input should be 'drop', 'warn' or 'fail'",
         ),
         ({"split.checks.min_improvment": 0.01}, "split.checks.min_improvment: unknown key"),
-        ({"diagnose.human_level_error": 2}, "human_level_error = 2.0 is above 1: errors are fractions"),
+        ({"diagnose.human_level": {"phone": {"expert": 2}}}, "human_level.phone.expert = 2.0 is above 1"),
+        (
+            {"diagnose.human_level": {"phone": {"expert": -0.1}}},
+            "human_level.phone.expert = -0.1 is negative",
+        ),
         ({"evaluate.optimizing_metric": "auc"}, "evaluate.optimizing_metric"),
+        (
+            {"evaluate.optimizing_metric": "f1"},
+            "f1 is a binary metric but the task has 10 classes; use macro_f1",
+        ),
+        (
+            {"evaluate.optimizing_metric": "weighted_error"},
+            "needs per-example weights: set evaluate.weight_column",
+        ),
         ({"evaluate.satisficing": {"memory_mb": 3}}, "unknown satisficing measure 'memory_mb'"),
         ({"data.path": "../elsewhere.csv"}, "must be a path inside the project"),
         ({"data.feature_range": [1, 0]}, "low < high"),

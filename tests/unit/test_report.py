@@ -4,6 +4,7 @@ from components.diagnosis import KNOBS, Errors, diagnose
 
 def test_report_renders_the_numbers():
     found = diagnose(Errors(train=0.0, train_dev=0.06, dev=0.23, test=0.25), 0.02).to_dict()
+    found["human_level"] = {"levels": {"phone": {"typical_human": 0.03, "expert": 0.02}}}
     history = {"loss": [1.0, 0.5], "accuracy": [0.6, 0.9], "val_loss": [1.1, 0.9], "val_accuracy": [0.5, 0.7]}
     figures = {
         "error_ladder": report.png_bytes(
@@ -19,7 +20,10 @@ def test_report_renders_the_numbers():
             "diagnosis": found,
             "evaluation": {
                 "optimizing": {"name": "accuracy", "dev": 0.77},
+                "metrics": {"accuracy": {"train": 1.0, "dev": 0.77}},
+                "intervals": {"accuracy": {"train": [1.0, 1.0], "dev": [0.726, 0.811]}},
                 "satisficing": {"latency_p95_ms": {"value": 0.9, "bound": 50.0, "met": True}},
+                "measures": {"latency_p95_ms": 0.9, "n_parameters": 10_250.0},
             },
             "split": {
                 "sizes": sizes,
@@ -56,4 +60,10 @@ def test_report_renders_the_numbers():
     assert "23.00%" in html and "0.7700" in html and "data:image/png;base64," in html
     assert "a note" in html
     assert "0.903" in html and "expect a data-mismatch gap" in html and "same distribution" in html
-    assert "drop: phone-7, phone-9" in html and "&plusmn;5.0%" in html
+    assert (
+        "drop: phone-7, phone-9" in html
+        and "[0.726, 0.811]" in html
+        and "typical human 3.0%" in html
+        and "&plusmn;5.0%" in html
+    )
+    assert "10,250" in html and "not bounded" in html
