@@ -13,7 +13,7 @@ help:
 	@echo "make run    set up, then run the pipeline on the bundled data (dvc repro through Prefect, tracked in MLflow)"
 	@echo "make test   set up, then run the tests"
 	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
-	@echo "make bench  the benchmarks (pipeline overhead; the split at 1M and 10M rows)"
+	@echo "make bench  the benchmarks (pipeline overhead; split at scale; diagnosis on planted problems)"
 	@echo "make lint   ruff"
 
 setup: $(STAMP)
@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_split.py
+	$(BIN)/python benchmarks/bench_diagnosis.py
 
 ui: setup
 	$(BIN)/mlstrategy ui

@@ -22,6 +22,7 @@ RAW_DATA = Path("data/raw/dataset.parquet")
 SPLITS_DIR = Path("data/splits")
 ASSIGNMENT = Path("data/assignment.parquet")
 MODEL = Path("models/model.keras")
+IMPROVED_MODEL = Path("models/improved.keras")
 DATA_DOCS = Path("reports/data_docs")
 REPORT = Path("reports/strategy.html")
 VALIDATION = Path("metrics/validation.json")
@@ -31,6 +32,7 @@ EVALUATION = Path("metrics/evaluation.json")
 CONFUSION_DEV = Path("metrics/confusion_dev.csv")
 DIAGNOSIS = Path("metrics/diagnosis.json")
 ERROR_LADDER = Path("metrics/error_ladder.csv")
+IMPROVE = Path("metrics/improve.json")
 
 
 def split_path(name: str) -> Path:

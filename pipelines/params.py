@@ -127,6 +127,12 @@ class DiagnoseParams(_Section):
         return value
 
 
+class ImproveParams(_Section):
+    max_iterations: int = Field(3, ge=0)
+    trials: int = Field(3, ge=1)
+    seed: int = 0
+
+
 class MlflowParams(_Section):
     experiment: str = "mlstrategy"
 
@@ -138,6 +144,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateParams = EvaluateParams()
     diagnose: DiagnoseParams = DiagnoseParams()
+    improve: ImproveParams = ImproveParams()
     mlflow: MlflowParams = MlflowParams()
 
     @model_validator(mode="after")

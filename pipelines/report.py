@@ -16,6 +16,7 @@ from pipelines.artifacts import (
     CONFUSION_DEV,
     DIAGNOSIS,
     EVALUATION,
+    IMPROVE,
     MODEL,
     RAW_DATA,
     REPORT,
@@ -80,6 +81,7 @@ def log_to_mlflow(
     found: dict,
     evaluation: dict,
     split: dict,
+    improve: dict,
     history: pd.DataFrame,
     figures: dict[str, bytes],
 ) -> str:
@@ -92,8 +94,14 @@ def log_to_mlflow(
     metrics.update({f"gap_uncertainty/{k}": v for k, v in found["uncertainty"].items() if v is not None})
     metrics.update({f"size/{name}": n for name, n in split["sizes"].items()})
     metrics.update(split_metrics(split))
+    metrics["improve/final_dev_metric"] = improve["final_dev_metric"]
+    metrics["improve/iterations"] = len(improve["iterations"])
     curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}
-    tags = {**tracking.reproducibility_tags(RAW_DATA), "mlstrategy.principal": found["principal"]}
+    tags = {
+        **tracking.reproducibility_tags(RAW_DATA),
+        "mlstrategy.principal": found["principal"],
+        "mlstrategy.improve.stopped_because": improve["stopped_because"],
+    }
     with tempfile.TemporaryDirectory() as plots:
         for name, png in figures.items():
             Path(plots, f"{name}.png").write_bytes(png)
@@ -113,6 +121,7 @@ def report_flow(params: Params) -> dict:
     found = read_json(DIAGNOSIS, "diagnose")
     evaluation = read_json(EVALUATION, "evaluate")
     split = read_json(SPLIT, "split")
+    improve = read_json(IMPROVE, "improve")
     history = read_frame(TRAIN_HISTORY, "train")
     confusion = read_frame(CONFUSION_DEV, "evaluate")
     figures = draw_figures(found, history, confusion, evaluation["n_classes"])
@@ -122,6 +131,7 @@ def report_flow(params: Params) -> dict:
             "diagnosis": found,
             "evaluation": evaluation,
             "split": split,
+            "improve": improve,
             "sources": sources,
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
@@ -133,6 +143,6 @@ def report_flow(params: Params) -> dict:
         }
     )
     write_text(REPORT, html)
-    run_id = log_to_mlflow(params, found, evaluation, split, history, figures)
+    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures)
     get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
     return {"report": str(REPORT), "mlflow_run_id": run_id}

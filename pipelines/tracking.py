@@ -157,3 +157,28 @@ def record_failure(experiment: str, execution: str, stage: str, message: str) ->
     client.set_tag(run_id, "mlstrategy.error", message[:4000])
     client.set_terminated(run_id, "FAILED")
     return run_id
+
+
+def log_nested_run(
+    experiment: str,
+    execution: str,
+    name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+) -> str:
+    """A finished child run of the execution's run (a recipe iteration, a sweep trial); returns its id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client, parent = parent_run(experiment, execution)
+    experiment_id = client.get_run(parent).info.experiment_id
+    run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent, **tags})
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items() if value is not None],
+        params=[Param(key, str(value)) for key, value in flatten(params).items()],
+        tags=[RunTag(key, value) for key, value in tags.items()],
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

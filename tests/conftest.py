@@ -23,6 +23,7 @@ os.environ.setdefault("MLSTRATEGY_STAGE_SERVER", "0")
 FAST_PARAMS = {
     "train": {"epochs": 3, "hidden_units": [32]},
     "evaluate": {"latency_calls": 20},
+    "improve": {"max_iterations": 2, "trials": 1},
 }
 
 

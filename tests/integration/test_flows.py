@@ -56,6 +56,20 @@ def test_whole_pipeline_writes_the_contracts(ran):
     )
     assert diagnosis["principal"] in ("avoidable_bias", "variance", "data_mismatch", "dev_overfit", "none")
 
+    improve = json.loads(artifacts.IMPROVE.read_text())
+    assert {"iterations", "stopped_because", "final"} <= set(improve)
+    for step in improve["iterations"]:
+        assert {"gap", "action", "params", "dev_metric_before", "dev_metric_after", "kept"} <= set(step)
+        assert step["kept"] == (step["dev_metric_after"] > step["dev_metric_before"])
+    assert improve["final"]["principal"] in (
+        "avoidable_bias",
+        "variance",
+        "data_mismatch",
+        "dev_overfit",
+        "none",
+    )
+    assert artifacts.IMPROVED_MODEL.is_file()
+
     split = json.loads(artifacts.SPLIT.read_text())
     assert sum(split["sizes"].values()) == 1797
     assert split["sizes_by_source"]["dev"] == {"phone": split["sizes"]["dev"]}
@@ -79,9 +93,17 @@ def test_the_execution_is_one_mlflow_run(ran):
     from pipelines import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    runs = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
+    every = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
+    runs = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
     assert len(runs) == 1
     run = runs[0]
+    # The recipe loop's iterations are nested under it, each tagged with its gap, action and outcome.
+    improve = json.loads(artifacts.IMPROVE.read_text())
+    nested = [r for r in every if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+    assert len(nested) == len(improve["iterations"])
+    for child in nested:
+        assert {"mlstrategy.iteration", "mlstrategy.gap", "mlstrategy.action"} <= set(child.data.tags)
+        assert child.data.tags["mlstrategy.outcome"] in ("kept", "rejected")
     assert run.info.status == "FINISHED"
     assert run.data.tags[tracking.EXECUTION_TAG] == "test-execution"
     assert len(run.data.tags["dvc.data_md5"]) == 32

@@ -46,6 +46,26 @@ def test_report_renders_the_numbers():
                     "2 examples of train_dev/dev/test duplicate an earlier split's features; dropped"
                 ],
             },
+            "improve": {
+                "iterations": [
+                    {
+                        "gap": "variance",
+                        "action": "add regularization (L2, dropout)",
+                        "params": {"l2": 0.02, "dropout": 0.3},
+                        "gap_before": 0.06,
+                        "gap_after": 0.03,
+                        "errors_after": {"train": 0.01, "train_dev": 0.04, "dev": 0.15},
+                        "dev_metric_after": 0.85,
+                        "kept": True,
+                    }
+                ],
+                "stopped_because": "budget spent (1 iterations)",
+                "requests": {"data_mismatch": "collect or synthesize training data like the dev/test data"},
+                "baseline": {"dev_metric": 0.77, "errors": {"train": 0.0, "train_dev": 0.06, "dev": 0.23}},
+                "final_dev_metric": 0.85,
+                "improved": True,
+                "final": {"errors": {"test": 0.16}},
+            },
             "sources": ["phone"],
             "validation": {"success": True, "rows": 1797, "evaluated": 135},
             "tolerance": 0.02,
@@ -67,3 +87,5 @@ def test_report_renders_the_numbers():
         and "&plusmn;5.0%" in html
     )
     assert "10,250" in html and "not bounded" in html
+    assert "variance: add regularization (L2, dropout)" in html and "l2=0.02 dropout=0.3" in html
+    assert "6.0% &rarr; 3.0%" in html and "data mismatch: collect or synthesize" in html

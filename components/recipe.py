@@ -1,0 +1,245 @@
+"""The basic recipe for machine learning, as a loop: diagnose, turn the principal gap's next knob with a few
+trials, keep the change if the dev metric improves while every satisficing bound holds, and again.
+
+High avoidable bias: a bigger model, train longer, a better optimizer, a hyperparameter search. High
+variance: regularization (L2, dropout), a hyperparameter search; more data is the user's to get. Data
+mismatch and dev overfit have no knob in the training config (error analysis, collecting or synthesizing
+data like dev, a bigger dev set): they become requests to the user, and the loop works on the largest
+problem it can act on, or ends when none is left. The loop never reads test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from components.diagnosis import Diagnosis, Errors, Sizes, diagnose
+from components.evaluation import Candidate, select
+from components.training import TrainConfig
+
+# Changes: (config, rng) -> the TrainConfig fields to change in one trial.
+Change = Callable[[TrainConfig, np.random.Generator], dict[str, Any]]
+
+
+def _bigger(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+    factor = int(rng.choice([4, 8]))
+    units = tuple(units * factor for units in config.hidden_units)
+    if rng.random() < 0.5:  # deeper as well as wider
+        units = (*units, units[-1])
+    return {"hidden_units": units}
+
+
+def _longer(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+    return {"epochs": config.epochs * int(rng.choice([2, 3]))}
+
+
+def _optimizer(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+    name = str(rng.choice(["adam", "rmsprop", "sgd"]))
+    return {"optimizer": name, "learning_rate": float(10 ** rng.uniform(-3.5, -1.5))}
+
+
+def _regularize(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+    # Log scale, from 3x the current strength (at least 1e-3) up to 30x more: a clear step each time.
+    l2 = max(3 * config.l2, 1e-3) * float(10 ** rng.uniform(0, 1.5))
+    return {"l2": min(l2, 0.3), "dropout": max(float(rng.choice([0.2, 0.3, 0.5])), config.dropout)}
+
+
+def _search(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+    # Log scale for the rate, as the course says: uniform in the exponent.
+    return {
+        "learning_rate": float(10 ** rng.uniform(-4, -1.5)),
+        "hidden_units": tuple(int(2 ** rng.integers(5, 9)) for _ in config.hidden_units),
+        "batch_size": int(2 ** rng.integers(5, 8)),
+    }
+
+
+@dataclass(frozen=True)
+class Action:
+    """A knob the loop turns itself: its name (in the course's words) and how one trial changes it."""
+
+    name: str
+    change: Change
+
+
+@dataclass(frozen=True)
+class Request:
+    """A knob only the user can turn; the loop stops and says what to do."""
+
+    name: str
+    what_to_do: str
+
+
+ACTIONS: dict[str, tuple[Action | Request, ...]] = {
+    "avoidable_bias": (
+        Action("train a bigger model", _bigger),
+        Action("train longer", _longer),
+        Action("use a better optimization algorithm", _optimizer),
+        Action("search the hyperparameters", _search),
+    ),
+    "variance": (
+        Action("add regularization (L2, dropout)", _regularize),
+        Action("search the hyperparameters", _search),
+        Request("get more training data", "collect more training data: regularization did not close the gap"),
+    ),
+    "data_mismatch": (
+        Request(
+            "address data mismatch",
+            "do error analysis of train vs dev (how do dev examples differ?), then collect or synthesize "
+            "training data like the dev/test data",
+        ),
+    ),
+    "dev_overfit": (Request("get a bigger dev set", "get a bigger dev set: it has been tuned to"),),
+}
+
+
+def next_knob(gap: str, failed: Mapping[str, int]) -> Action | Request:
+    """The first knob of `gap` that has not failed yet (a knob that helped is turned again); the gap's
+    request to the user once every action has failed."""
+    knobs = ACTIONS[gap]
+    for knob in knobs:
+        if isinstance(knob, Request) or not failed.get(knob.name):
+            return knob
+    return Request(f"every knob for {gap} tried", f"no knob left for {gap}; review the diagnosis by hand")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trained model scores: errors on train, train_dev and dev (never test), the dev value of the
+    optimizing metric, and the satisficing measures."""
+
+    errors: Errors
+    dev_metric: float
+    measures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Iteration:
+    gap: str
+    action: str
+    params: dict[str, Any]
+    dev_metric_before: float
+    dev_metric_after: float
+    kept: bool
+    gap_before: float
+    gap_after: float | None
+    errors_after: dict[str, float | None]
+    trials: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RecipeResult:
+    """iterations: the decision log; stopped_because: why the loop ended; config/outcome: the kept model's;
+    requests: {gap: what the user has to do} for the problems the loop cannot act on."""
+
+    iterations: list[Iteration]
+    stopped_because: str
+    config: TrainConfig
+    outcome: Outcome
+    diagnosis: Diagnosis
+    requests: dict[str, str] = field(default_factory=dict)
+
+
+def basic_recipe(
+    config: TrainConfig,
+    baseline: Outcome,
+    evaluate: Callable[[TrainConfig], Outcome],
+    human_level_error: float,
+    sizes: Sizes,
+    bounds: Mapping[str, float] | None = None,
+    higher_is_better: bool = True,
+    tolerance: float = 0.02,
+    max_iterations: int = 3,
+    trials: int = 3,
+    seed: int = 0,
+    on_trial: Callable[[int, str, str, dict[str, Any], Outcome], None] | None = None,
+) -> RecipeResult:
+    """Run the loop from `config`, whose model scores `baseline`. `evaluate(config)` trains and measures a
+    model; `on_trial(iteration, gap, action, changes, outcome)` is told of every trial (for logging).
+
+    Each iteration acts on the largest problem it has a knob for; a problem only the user can fix (data
+    mismatch, dev overfit, more data) becomes a request. Stops when no problem remains, when only such
+    problems remain, when `max_iterations` are spent, or after two iterations without improvement."""
+    rng = np.random.default_rng(seed)
+    bounds = dict(bounds or {})
+    current, outcome = config, baseline
+    log: list[Iteration] = []
+    failed: dict[str, int] = {}
+    without_improvement = 0
+
+    def diagnosis_of(result: Outcome) -> Diagnosis:
+        dev_only = Sizes(train=sizes.train, train_dev=sizes.train_dev, dev=sizes.dev)
+        return diagnose(result.errors, human_level_error, tolerance, dev_only)
+
+    found = diagnosis_of(outcome)
+    stopped = f"budget spent ({max_iterations} iterations)"
+    requests: dict[str, str] = {}
+    for iteration in range(1, max_iterations + 1):
+        # The largest problem the loop can act on; the others it asks the user to act on.
+        knobs = {gap: next_knob(gap, failed) for gap in found.problems}
+        requests.update({gap: k.what_to_do for gap, k in knobs.items() if isinstance(k, Request)})
+        actionable = [gap for gap, k in knobs.items() if isinstance(k, Action)]
+        if not found.problems:
+            stopped = "no problem remains"
+            break
+        if not actionable:
+            stopped = "only problems that need you remain: " + ", ".join(requests)
+            break
+        gap = actionable[0]
+        knob = knobs[gap]
+        candidates = [Candidate("incumbent", outcome.dev_metric, outcome.measures)]
+        tried_here: list[tuple[dict[str, Any], TrainConfig, Outcome]] = []
+        for trial in range(trials):
+            changes = knob.change(current, rng)
+            trial_config = dataclasses.replace(current, **changes)
+            result = evaluate(trial_config)
+            tried_here.append((changes, trial_config, result))
+            candidates.append(Candidate(f"trial {trial}", result.dev_metric, result.measures))
+            if on_trial:
+                on_trial(iteration, gap, knob.name, changes, result)
+        chosen = select(candidates, bounds, higher_is_better).chosen
+        better = chosen is not None and chosen.name != "incumbent"
+        changes, best_config, best = (
+            tried_here[int(chosen.name.split()[1])] if better else ({}, current, outcome)
+        )
+        after = diagnosis_of(best)
+        log.append(
+            Iteration(
+                gap=gap,
+                action=knob.name,
+                params=_plain(changes),
+                dev_metric_before=outcome.dev_metric,
+                dev_metric_after=best.dev_metric,
+                kept=better,
+                gap_before=float(found.gaps[gap]),
+                gap_after=after.gaps[gap],
+                errors_after=best.errors.to_dict(),
+                trials=[
+                    {"params": _plain(c), "dev_metric": r.dev_metric, "errors": r.errors.to_dict()}
+                    | r.measures
+                    for c, _, r in tried_here
+                ],
+            )
+        )
+        if better:
+            current, outcome, found, without_improvement = best_config, best, after, 0
+        else:
+            failed[knob.name] = failed.get(knob.name, 0) + 1
+            without_improvement += 1
+            if without_improvement == 2:
+                stopped = "two iterations without improvement"
+                break
+    else:
+        if found.principal == "none":
+            stopped = "no problem remains"
+    return RecipeResult(log, stopped, current, outcome, found, requests)
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -1,0 +1,133 @@
+"""Planted-problem scenarios: small synthetic tasks whose principal problem and Bayes error are known, to
+check that the diagnosis names the planted gap and that the recipe loop cuts it.
+
+Labels come from a fixed function of latent inputs, then a share `bayes_error` of them is flipped to the
+other class, so no model can do better than `bayes_error` (the human-level stand-in). Each scenario plants
+one problem:
+
+- avoidable_bias: a checkerboard that a 2-unit network cannot draw (a model too small for the function);
+- variance: 200 training examples in 10 dimensions (2 of them informative) for a big unregularized network;
+- data_mismatch: dev and test are observed through a different sensor (scaled and shifted inputs, as
+  phone pictures are degraded scans), train and train_dev are not;
+- dev_overfit: a 20-example dev set on which 2,000 pruned variants of one model are compared, the best kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from components.diagnosis import Errors, Sizes
+from components.training import TrainConfig
+
+SCENARIOS = ("avoidable_bias", "variance", "data_mismatch", "dev_overfit")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """splits: {train, train_dev, dev, test: (x (n, d) float32, y (n,) int64)}; config: the model that plants
+    the problem; candidates: how many variants are compared on dev (dev_overfit), 0 for none."""
+
+    kind: str
+    bayes_error: float
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    config: TrainConfig
+    candidates: int = 0
+    n_classes: int = 2
+
+
+def _checkerboard(z: np.ndarray) -> np.ndarray:
+    return ((np.floor(z[:, 0] * 1.5) + np.floor(z[:, 1] * 1.5)) % 2).astype(np.int64)
+
+
+def _quadrants(z: np.ndarray) -> np.ndarray:
+    return (z[:, 0] * z[:, 1] > 0).astype(np.int64)
+
+
+def _sample(rng: np.random.Generator, n: int, d: int, label, bayes_error: float):
+    z = rng.normal(size=(n, d)).astype(np.float32)
+    y = label(z)
+    flip = rng.random(n) < bayes_error
+    return z, np.where(flip, 1 - y, y)
+
+
+def make_scenario(kind: str, seed: int = 0, epochs: int | None = None) -> Scenario:
+    """The scenario `kind` (one of SCENARIOS) drawn with `seed`; `epochs` overrides its training length."""
+    if kind not in SCENARIOS:
+        raise ValueError(f"unknown scenario {kind!r}; choose one of {list(SCENARIOS)}")
+    rng = np.random.default_rng(seed)
+    bayes = 0.05
+    base = dict(seed=seed, l2=0.0, batch_size=64, learning_rate=0.01)
+    if kind == "avoidable_bias":
+        sizes, d, label = {"train": 3000, "train_dev": 1000, "dev": 1000, "test": 1000}, 2, _checkerboard
+        config = TrainConfig(hidden_units=(2,), epochs=30, **base)
+    elif kind == "variance":
+        sizes, d, label = {"train": 200, "train_dev": 1000, "dev": 1000, "test": 1000}, 10, _quadrants
+        config = TrainConfig(hidden_units=(256, 256), epochs=150, **base)
+    elif kind == "data_mismatch":
+        sizes, d, label = {"train": 3000, "train_dev": 1000, "dev": 1000, "test": 1000}, 2, _quadrants
+        config = TrainConfig(hidden_units=(32, 32), epochs=30, **base)
+    else:
+        bayes = 0.25
+        sizes, d, label = {"train": 2000, "train_dev": 1000, "dev": 20, "test": 4000}, 2, _quadrants
+        config = TrainConfig(hidden_units=(64,), epochs=40, **base)
+    splits = {name: _sample(rng, n, d, label, bayes) for name, n in sizes.items()}
+    if kind == "data_mismatch":  # the target sensor: lower gain and an offset on every input
+        splits = {
+            name: (x * 0.5 + 0.7 if name in ("dev", "test") else x, y) for name, (x, y) in splits.items()
+        }
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    return Scenario(
+        kind=kind,
+        bayes_error=bayes,
+        splits=splits,
+        config=config,
+        candidates=2000 if kind == "dev_overfit" else 0,
+    )
+
+
+def _pruned_predictions(model, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Predictions of a one-hidden-layer network with the hidden units where `keep` is False removed (the
+    rest scaled up, as dropout does)."""
+    normalize, hidden, output = (layer for layer in model.layers if layer.weights)
+    h = np.maximum(np.asarray(normalize(x)) @ hidden.get_weights()[0] + hidden.get_weights()[1], 0)
+    h = h * keep / keep.mean()
+    return np.argmax(h @ output.get_weights()[0] + output.get_weights()[1], axis=1)
+
+
+def run_scenario(scenario: Scenario, config: TrainConfig | None = None) -> tuple[Errors, Sizes]:
+    """Train `config` (default: the scenario's) on train and measure every split. For dev_overfit, the
+    variant with the lowest dev error among `candidates` pruned copies is the one measured."""
+    from components.evaluation import error_rate
+    from components.training import train
+
+    config = config or scenario.config
+    x_train, y_train = scenario.splits["train"]
+    model, _ = train(config, x_train, y_train, scenario.n_classes)
+    if scenario.candidates and len(config.hidden_units) == 1:
+        rng = np.random.default_rng(config.seed)
+        masks = rng.random((scenario.candidates, config.hidden_units[0])) < 0.5
+        x_dev, y_dev = scenario.splits["dev"]
+        best = min(masks, key=lambda keep: error_rate(y_dev, _pruned_predictions(model, x_dev, keep)))
+
+        def predict(inputs: np.ndarray) -> np.ndarray:
+            return _pruned_predictions(model, inputs, best)
+    else:
+
+        def predict(inputs: np.ndarray) -> np.ndarray:
+            return np.argmax(model.predict(inputs, batch_size=1024, verbose=0), axis=1)
+
+    errors = {name: error_rate(y, predict(x)) for name, (x, y) in scenario.splits.items()}
+    sizes = {name: len(y_split) for name, (_, y_split) in scenario.splits.items()}
+    return Errors(**errors), Sizes(**sizes)
+
+
+def scenario_outcome(scenario: Scenario, config: TrainConfig | None = None):
+    """`run_scenario` as the recipe loop sees it: errors without test, accuracy on dev as the metric."""
+    from components.recipe import Outcome
+
+    errors, _ = run_scenario(scenario, config)
+    return Outcome(errors=dataclasses.replace(errors, test=None), dev_metric=1 - errors.dev)

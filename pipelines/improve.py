@@ -1,0 +1,197 @@
+"""Stage `improve`: the basic recipe as a loop (components.recipe). From the trained model and its
+diagnosis, turn the knobs of the largest problem it can act on, a few trials at a time, keep what improves
+the dev metric within the satisficing bounds; log each iteration as a nested MLflow run. Test is evaluated
+once, for the model kept at the end. Writes models/improved.keras and metrics/improve.json."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from components import diagnosis, recipe
+from components.evaluation import METRICS, error_rate, latency_p95_ms, metric
+from components.training import TrainConfig, train
+from pipelines import tracking
+from pipelines.artifacts import (
+    DIAGNOSIS,
+    EVALUATION,
+    IMPROVE,
+    IMPROVED_MODEL,
+    MODEL,
+    atomic_output,
+    read_frame,
+    read_json,
+    split_path,
+    write_json,
+)
+from pipelines.evaluate import BYTES_PER_MB
+from pipelines.orchestration import execution_id
+from pipelines.params import Params
+from pipelines.tables import feature_columns, n_classes, xy
+
+LATENCY_CALLS = 50  # per trial: enough for a bound check, the final model gets the full measurement
+
+
+class Trainer:
+    """Trains a config on the train split and measures it on train, train_dev and dev (never test);
+    keeps each trained model so the kept one need not be trained again."""
+
+    def __init__(self, params: Params) -> None:
+        frames = {
+            name: read_frame(split_path(name), "split") for name in ("train", "train_dev", "dev", "test")
+        }
+        features = feature_columns(frames["train"], params.data)
+        self.arrays = {name: xy(frame, params.data, features) for name, frame in frames.items() if len(frame)}
+        self.classes = n_classes(params.data, frames["train"], frames["dev"])
+        self.metric = params.evaluate.optimizing_metric
+        self.weights = {
+            name: frame[params.data.weight_column].to_numpy(np.float64) if params.data.weight_column else None
+            for name, frame in frames.items()
+        }
+        self.models: dict[TrainConfig, object] = {}
+
+    def predict(self, model, split: str) -> np.ndarray:
+        return np.argmax(model.predict(self.arrays[split][0], batch_size=1024, verbose=0), axis=1)
+
+    def __call__(self, config: TrainConfig) -> recipe.Outcome:
+        x, y = self.arrays["train"]
+        model, _ = train(config, x, y, self.classes)
+        self.models[config] = model
+        errors = {name: error_rate(self.arrays[name][1], self.predict(model, name)) for name in self.arrays}
+        errors.pop("test", None)
+        y_dev = self.arrays["dev"][1]
+        dev_metric = metric(self.metric, y_dev, self.predict(model, "dev"), self.classes, self.weights["dev"])
+        return recipe.Outcome(diagnosis.Errors(**errors), dev_metric, self.measures(model))
+
+    def measures(self, model) -> dict[str, float]:
+        x_dev = self.arrays["dev"][0]
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(Path(tmp) / "model.keras")
+            size = (Path(tmp) / "model.keras").stat().st_size / BYTES_PER_MB
+        return {
+            "latency_p95_ms": latency_p95_ms(
+                lambda i: model.predict_on_batch(x_dev[i % len(x_dev) : i % len(x_dev) + 1]), LATENCY_CALLS
+            ),
+            "model_size_mb": size,
+            "n_parameters": float(model.count_params()),
+        }
+
+
+@task(cache_policy=NO_CACHE)
+def run_recipe(
+    params: Params, trainer: Trainer, baseline: recipe.Outcome, sizes: diagnosis.Sizes, human: float
+):
+    logger = get_run_logger()
+    options = params.improve
+    # Latency at the serving batch size is measured once, on the final model; trials are held to the rest.
+    bounds = {k: v for k, v in params.evaluate.satisficing.items() if k in baseline.measures}
+
+    def on_trial(iteration: int, gap: str, action: str, changes: dict, outcome: recipe.Outcome) -> None:
+        logger.info(
+            "iteration %d (%s: %s) trial %s -> %s %.4f",
+            iteration,
+            gap,
+            action,
+            changes,
+            "dev",
+            outcome.dev_metric,
+        )
+
+    return recipe.basic_recipe(
+        params.train,
+        baseline,
+        trainer,
+        human,
+        sizes,
+        bounds=bounds,
+        higher_is_better=METRICS[params.evaluate.optimizing_metric].higher_is_better,
+        tolerance=params.diagnose.tolerance,
+        max_iterations=options.max_iterations,
+        trials=options.trials,
+        seed=options.seed,
+        on_trial=on_trial,
+    )
+
+
+@flow(name="improve")
+def improve_flow(params: Params) -> dict:
+    logger = get_run_logger()
+    evaluation, found = read_json(EVALUATION, "evaluate"), read_json(DIAGNOSIS, "diagnose")
+    trainer = Trainer(params)
+    errors = {k: v for k, v in evaluation["errors"].items() if k != "test"}
+    baseline = recipe.Outcome(
+        diagnosis.Errors(**errors),
+        evaluation["optimizing"]["dev"],
+        {k: v for k, v in evaluation["measures"].items() if k != "latency_p95_ms_batch"},
+    )
+    sizes = diagnosis.Sizes(**{k: v or None for k, v in evaluation["sizes"].items()})
+    human = found["human_level_error"]
+    result = run_recipe(params, trainer, baseline, sizes, human) if params.improve.max_iterations else None
+    improved = result is not None and any(step.kept for step in result.iterations)
+    if improved:
+        model = trainer.models[result.config]
+        test_error = (
+            error_rate(trainer.arrays["test"][1], trainer.predict(model, "test"))
+            if "test" in trainer.arrays
+            else None
+        )
+        with atomic_output(IMPROVED_MODEL) as tmp:
+            model.save(tmp)
+    else:
+        test_error = evaluation["errors"]["test"]
+        with atomic_output(IMPROVED_MODEL) as tmp:
+            shutil.copyfile(MODEL, tmp)
+    final_errors = diagnosis.Errors(
+        **{**(result.outcome.errors.to_dict() if result else errors), "test": test_error}
+    )
+    final = diagnosis.diagnose(
+        final_errors, human, params.diagnose.tolerance, sizes, params.diagnose.alpha
+    ).to_dict()
+    iterations = [step.to_dict() for step in result.iterations] if result else []
+    summary = {
+        "iterations": iterations,
+        "stopped_because": result.stopped_because if result else "improve.max_iterations is 0",
+        "requests": result.requests if result else {},
+        "baseline": {"dev_metric": baseline.dev_metric, "errors": evaluation["errors"]},
+        "final": final,
+        "final_dev_metric": result.outcome.dev_metric if result else baseline.dev_metric,
+        "final_params": (result.config if result else params.train).to_dict(),
+        "improved": improved,
+    }
+    for number, step in enumerate(iterations, 1):
+        tracking.log_nested_run(
+            params.mlflow.experiment,
+            execution_id(),
+            f"recipe iteration {number}",
+            {"changes": step["params"]},
+            {
+                "dev_metric_before": step["dev_metric_before"],
+                "dev_metric_after": step["dev_metric_after"],
+                f"gap/{step['gap']}/before": step["gap_before"],
+                f"gap/{step['gap']}/after": step["gap_after"],
+                **{f"error/{k}": v for k, v in step["errors_after"].items() if v is not None},
+            },
+            {
+                "mlstrategy.iteration": str(number),
+                "mlstrategy.gap": step["gap"],
+                "mlstrategy.action": step["action"],
+                "mlstrategy.outcome": "kept" if step["kept"] else "rejected",
+            },
+        )
+    write_json(IMPROVE, summary)
+    logger.info(
+        "improve: %d iterations, stopped: %s; dev %s %.4f -> %.4f",
+        len(iterations),
+        summary["stopped_because"],
+        params.evaluate.optimizing_metric,
+        baseline.dev_metric,
+        summary["final_dev_metric"],
+    )
+    for gap, what in summary["requests"].items():
+        logger.warning("%s: %s", gap, what)
+    return summary

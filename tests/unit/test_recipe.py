@@ -1,0 +1,94 @@
+"""The basic-recipe loop's decisions, with a stand-in for training whose outcome follows the config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.diagnosis import Errors, Sizes
+from components.recipe import ACTIONS, Action, Outcome, Request, basic_recipe, next_knob
+from components.training import TrainConfig
+
+SIZES = Sizes(train=5_000, train_dev=2_000, dev=2_000)
+
+
+def outcome(train: float, train_dev: float, dev: float, **measures: float) -> Outcome:
+    return Outcome(Errors(train=train, train_dev=train_dev, dev=dev), 1 - dev, dict(measures))
+
+
+def test_the_knobs_follow_the_course_order():
+    assert [k.name for k in ACTIONS["avoidable_bias"]] == [
+        "train a bigger model",
+        "train longer",
+        "use a better optimization algorithm",
+        "search the hyperparameters",
+    ]
+    assert isinstance(ACTIONS["variance"][0], Action) and "regularization" in ACTIONS["variance"][0].name
+    assert all(isinstance(k, Request) for k in ACTIONS["data_mismatch"] + ACTIONS["dev_overfit"])
+    assert next_knob("avoidable_bias", {"train a bigger model": 1}).name == "train longer"
+
+
+def test_bias_is_cut_by_a_bigger_model_and_the_log_says_so():
+    # A stand-in for training: error falls with the width of the model, and nothing else matters.
+    def evaluate(config: TrainConfig) -> Outcome:
+        width = config.hidden_units[0]
+        error = max(0.3 / width, 0.02)
+        return outcome(error, error + 0.005, error + 0.01)
+
+    start = TrainConfig(hidden_units=(1,))
+    result = basic_recipe(start, evaluate(start), evaluate, 0.01, SIZES, max_iterations=3, trials=2)
+    first = result.iterations[0]
+    assert (first.gap, first.action, first.kept) == ("avoidable_bias", "train a bigger model", True)
+    assert first.gap_after < first.gap_before / 2
+    assert first.dev_metric_after > first.dev_metric_before
+    assert result.stopped_because == "no problem remains"
+    assert result.diagnosis.principal == "none"
+    assert result.config.hidden_units[0] >= 4
+
+
+def test_two_iterations_without_improvement_stop_the_loop():
+    stuck = outcome(0.20, 0.21, 0.22)
+    result = basic_recipe(TrainConfig(), stuck, lambda config: stuck, 0.01, SIZES, max_iterations=5, trials=1)
+    assert [step.kept for step in result.iterations] == [False, False]
+    assert [step.action for step in result.iterations] == ["train a bigger model", "train longer"]
+    assert result.stopped_because == "two iterations without improvement"
+
+
+def test_a_gap_only_the_user_can_close_is_a_request():
+    mismatch = outcome(0.01, 0.015, 0.20)
+    result = basic_recipe(TrainConfig(), mismatch, lambda c: mismatch, 0.01, SIZES)
+    assert result.iterations == []
+    assert result.stopped_because == "only problems that need you remain: data_mismatch"
+    assert "synthesize" in result.requests["data_mismatch"]
+
+
+def test_a_change_that_breaks_a_satisficing_bound_is_not_kept():
+    def evaluate(config: TrainConfig) -> Outcome:  # bigger is better and slower
+        width = config.hidden_units[0]
+        return outcome(0.3 / width, 0.3 / width, 0.3 / width, latency_p95_ms=float(width))
+
+    start = TrainConfig(hidden_units=(1,))
+    result = basic_recipe(
+        start, evaluate(start), evaluate, 0.01, SIZES, bounds={"latency_p95_ms": 1.5}, max_iterations=1
+    )
+    assert not result.iterations[0].kept
+    assert result.config == start
+
+
+def test_the_budget_ends_the_loop():
+    def evaluate(config: TrainConfig) -> Outcome:  # every doubling helps a little
+        error = 0.3 / config.hidden_units[0] ** 0.1
+        return outcome(error, error, error)
+
+    start = TrainConfig(hidden_units=(1,))
+    result = basic_recipe(start, evaluate(start), evaluate, 0.01, SIZES, max_iterations=2, trials=1)
+    assert len(result.iterations) == 2 and all(step.kept for step in result.iterations)
+    assert result.stopped_because == "budget spent (2 iterations)"
+    assert dataclasses.asdict(result.iterations[0])["params"]["hidden_units"][0] > 1
+
+
+@pytest.mark.parametrize("gap", ["data_mismatch", "dev_overfit"])
+def test_every_gap_without_a_knob_has_words_for_the_user(gap):
+    knob = next_knob(gap, {})
+    assert isinstance(knob, Request) and knob.what_to_do
