@@ -43,9 +43,9 @@ def _optimizer(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _regularize(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    # Log scale, from 3x the current strength (at least 1e-3) up to 30x more: a clear step each time.
-    l2 = max(3 * config.l2, 1e-3) * float(10 ** rng.uniform(0, 1.5))
-    return {"l2": min(l2, 0.3), "dropout": max(float(rng.choice([0.2, 0.3, 0.5])), config.dropout)}
+    # On a log scale: from none, 1e-3 to 0.3; else 3x to 30x the current strength, a clear step each time.
+    l2 = 10 ** rng.uniform(-3, -0.5) if not config.l2 else 3 * config.l2 * 10 ** rng.uniform(0, 1)
+    return {"l2": float(min(l2, 0.3)), "dropout": float(rng.choice([0.0, 0.2, 0.5]))}
 
 
 def _search(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:

@@ -6,7 +6,8 @@ other class, so no model can do better than `bayes_error` (the human-level stand
 one problem:
 
 - avoidable_bias: a checkerboard that a 2-unit network cannot draw (a model too small for the function);
-- variance: 200 training examples in 10 dimensions (2 of them informative) for a big unregularized network;
+- variance: 200 training examples in 20 dimensions (a half-space on 2 of them) for a big unregularized
+  network;
 - data_mismatch: dev and test are observed through a different sensor (scaled and shifted inputs, as
   phone pictures are degraded scans), train and train_dev are not;
 - dev_overfit: a 20-example dev set on which 2,000 pruned variants of one model are compared, the best kept.
@@ -42,6 +43,10 @@ def _checkerboard(z: np.ndarray) -> np.ndarray:
     return ((np.floor(z[:, 0] * 1.5) + np.floor(z[:, 1] * 1.5)) % 2).astype(np.int64)
 
 
+def _half_space(z: np.ndarray) -> np.ndarray:
+    return (z[:, 0] + z[:, 1] > 0).astype(np.int64)
+
+
 def _quadrants(z: np.ndarray) -> np.ndarray:
     return (z[:, 0] * z[:, 1] > 0).astype(np.int64)
 
@@ -64,7 +69,7 @@ def make_scenario(kind: str, seed: int = 0, epochs: int | None = None) -> Scenar
         sizes, d, label = {"train": 3000, "train_dev": 1000, "dev": 1000, "test": 1000}, 2, _checkerboard
         config = TrainConfig(hidden_units=(2,), epochs=30, **base)
     elif kind == "variance":
-        sizes, d, label = {"train": 200, "train_dev": 1000, "dev": 1000, "test": 1000}, 10, _quadrants
+        sizes, d, label = {"train": 200, "train_dev": 1000, "dev": 1000, "test": 1000}, 20, _half_space
         config = TrainConfig(hidden_units=(256, 256), epochs=150, **base)
     elif kind == "data_mismatch":
         sizes, d, label = {"train": 3000, "train_dev": 1000, "dev": 1000, "test": 1000}, 2, _quadrants
@@ -72,7 +77,7 @@ def make_scenario(kind: str, seed: int = 0, epochs: int | None = None) -> Scenar
     else:
         bayes = 0.25
         sizes, d, label = {"train": 2000, "train_dev": 1000, "dev": 20, "test": 4000}, 2, _quadrants
-        config = TrainConfig(hidden_units=(64,), epochs=40, **base)
+        config = TrainConfig(hidden_units=(256,), epochs=40, **base)
     splits = {name: _sample(rng, n, d, label, bayes) for name, n in sizes.items()}
     if kind == "data_mismatch":  # the target sensor: lower gain and an offset on every input
         splits = {
