@@ -77,8 +77,6 @@ def main() -> None:
                 flush=True,
             )
         summary["recipe"][kind] = cuts
-    import numpy as np
-
     from components.training import TrainConfig, train
 
     scenario = make_scenario("data_mismatch", 0)
@@ -96,7 +94,7 @@ def main() -> None:
         f"ratio {ratio:.2f} (target <= 1.2)"
     )
     summary["seconds"] = time.perf_counter() - start
-    print(json.dumps({k: v for k, v in summary.items()}, default=lambda v: round(float(np.asarray(v)), 3)))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import yaml  # noqa: E402
 from components.datasets import Degradation, two_source_digits  # noqa: E402
 from components.evaluation import error_rate, latency_p95_ms, metric  # noqa: E402
 from components.train_dev import SPLITS, SplitPolicy, assign_splits  # noqa: E402
-from components.training import TrainConfig, train  # noqa: E402
+from components.training import TrainConfig, predict_classes, train  # noqa: E402
 
 params = yaml.safe_load(Path(sys.argv[1] if len(sys.argv) > 1 else "params.yaml").read_text())
 frame = two_source_digits(Degradation(**params["ingest"]["phone"]), seed=params["ingest"]["seed"])
@@ -41,17 +41,10 @@ data = {
     for name in SPLITS
 }
 model, history = train(TrainConfig(**params["train"]), *data["train"], 10, validation=data["dev"])
-errors = {
-    name: error_rate(y, np.argmax(model.predict(x, batch_size=1024, verbose=0), axis=1))
-    for name, (x, y) in data.items()
-}
+predicted = {name: predict_classes(model, x) for name, (x, _) in data.items()}
+errors = {name: error_rate(y, predicted[name]) for name, (_, y) in data.items()}
 x_dev, y_dev = data["dev"]
-dev_metric = metric(
-    params["evaluate"]["optimizing_metric"],
-    y_dev,
-    np.argmax(model.predict(x_dev, batch_size=1024, verbose=0), axis=1),
-    10,
-)
+dev_metric = metric(params["evaluate"]["optimizing_metric"], y_dev, predicted["dev"], 10)
 latency = latency_p95_ms(
     lambda i: model.predict_on_batch(x_dev[i % len(x_dev) : i % len(x_dev) + 1]),
     n_calls=params["evaluate"]["latency_calls"],

@@ -120,25 +120,36 @@ METRICS: dict[str, Metric] = {
 OPTIMIZING_METRICS = tuple(METRICS)
 
 
+def _missing(name: str, n_classes: int | None, weighted: bool) -> str | None:
+    """Why metric `name` does not exist for the task (n_classes None: not known yet), or None."""
+    if name not in METRICS:
+        return f"unknown metric {name!r}; choose one of {sorted(METRICS)}"
+    if METRICS[name].binary and n_classes is not None and n_classes != 2:
+        return f"{name} is a binary metric but the task has {n_classes} classes; use macro_{name}"
+    if METRICS[name].weighted and not weighted:
+        return f"{name} needs per-example weights: set evaluate.weight_column"
+    return None
+
+
 def check_metric(name: str, n_classes: int | None = None, weighted: bool = False) -> Metric:
     """The metric named `name`, if it exists for a task with `n_classes` classes (None: not known yet)
     and with (or without) per-example weights; else a ValueError that says what to use instead."""
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}")
-    metric = METRICS[name]
-    if metric.binary and n_classes is not None and n_classes != 2:
-        raise ValueError(f"{name} is a binary metric but the task has {n_classes} classes; use macro_{name}")
-    if metric.weighted and not weighted:
-        raise ValueError(f"{name} needs per-example weights: set evaluate.weight_column")
-    return metric
+    reason = _missing(name, n_classes, weighted)
+    if reason:
+        raise ValueError(reason)
+    return METRICS[name]
 
 
 def available_metrics(n_classes: int, weighted: bool) -> list[str]:
-    return [
-        name
-        for name, metric in METRICS.items()
-        if (not metric.binary or n_classes == 2) and (not metric.weighted or weighted)
-    ]
+    return [name for name in METRICS if _missing(name, n_classes, weighted) is None]
+
+
+def _matrices(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The confusion matrix as counts, and as summed weights (the counts again without weights)."""
+    counts = confusion_matrix(y_true, y_pred, n_classes).astype(float)
+    return counts, counts if weights is None else confusion_matrix(y_true, y_pred, n_classes, weights)
 
 
 def metric(
@@ -146,9 +157,7 @@ def metric(
 ) -> float:
     """One metric of predictions `y_pred` (n,) against labels `y_true` (n,); weights (n,) if it needs them."""
     found = check_metric(name, n_classes, weights is not None)
-    matrix = confusion_matrix(y_true, y_pred, n_classes)
-    weighted = matrix if weights is None else confusion_matrix(y_true, y_pred, n_classes, weights)
-    return float(found.function(matrix.astype(float), weighted.astype(float)))
+    return float(found.function(*_matrices(y_true, y_pred, n_classes, weights)))
 
 
 def error_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -174,8 +183,7 @@ def evaluate_predictions(
     not grow with n; per-cell weights scale with the resampled counts."""
     if len(y_true) == 0:
         raise ValueError("cannot evaluate zero examples")
-    counts = confusion_matrix(y_true, y_pred, n_classes).astype(float)
-    weighted = counts if weights is None else confusion_matrix(y_true, y_pred, n_classes, weights)
+    counts, weighted = _matrices(y_true, y_pred, n_classes, weights)
     mean_weight = _ratio(weighted, counts)
     n = int(counts.sum())
     rng = np.random.default_rng(seed)

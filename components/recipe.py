@@ -11,7 +11,7 @@ problem it can act on, or ends when none is left. The loop never reads test.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +96,12 @@ ACTIONS: dict[str, tuple[Action | Request, ...]] = {
 }
 
 
-def next_knob(gap: str, failed: Mapping[str, int]) -> Action | Request:
+def next_knob(gap: str, failed: Collection[str]) -> Action | Request:
     """The first knob of `gap` that has not failed yet (a knob that helped is turned again); the gap's
     request to the user once every action has failed."""
     knobs = ACTIONS[gap]
     for knob in knobs:
-        if isinstance(knob, Request) or not failed.get(knob.name):
+        if isinstance(knob, Request) or knob.name not in failed:
             return knob
     return Request(f"every knob for {gap} tried", f"no knob left for {gap}; review the diagnosis by hand")
 
@@ -170,12 +170,12 @@ def basic_recipe(
     bounds = dict(bounds or {})
     current, outcome = config, baseline
     log: list[Iteration] = []
-    failed: dict[str, int] = {}
+    failed: set[str] = set()
     without_improvement = 0
+    seen = Sizes(train=sizes.train, train_dev=sizes.train_dev, dev=sizes.dev)  # never test
 
     def diagnosis_of(result: Outcome) -> Diagnosis:
-        dev_only = Sizes(train=sizes.train, train_dev=sizes.train_dev, dev=sizes.dev)
-        return diagnose(result.errors, human_level_error, tolerance, dev_only)
+        return diagnose(result.errors, human_level_error, tolerance, seen)
 
     found = diagnosis_of(outcome)
     stopped = f"budget spent ({max_iterations} iterations)"
@@ -193,21 +193,18 @@ def basic_recipe(
             break
         gap = actionable[0]
         knob = knobs[gap]
-        candidates = [Candidate("incumbent", outcome.dev_metric, outcome.measures)]
-        tried_here: list[tuple[dict[str, Any], TrainConfig, Outcome]] = []
+        entries = {"incumbent": ({}, current, outcome)}
         for trial in range(trials):
             changes = knob.change(current, rng)
             trial_config = dataclasses.replace(current, **changes)
-            result = evaluate(trial_config)
-            tried_here.append((changes, trial_config, result))
-            candidates.append(Candidate(f"trial {trial}", result.dev_metric, result.measures))
+            entries[f"trial {trial}"] = (changes, trial_config, evaluate(trial_config))
             if on_trial:
-                on_trial(iteration, gap, knob.name, changes, result)
+                on_trial(iteration, gap, knob.name, changes, entries[f"trial {trial}"][2])
+        candidates = [Candidate(name, r.dev_metric, r.measures) for name, (_, _, r) in entries.items()]
         chosen = select(candidates, bounds, higher_is_better).chosen
         better = chosen is not None and chosen.name != "incumbent"
-        changes, best_config, best = (
-            tried_here[int(chosen.name.split()[1])] if better else ({}, current, outcome)
-        )
+        changes, best_config, best = entries[chosen.name if better else "incumbent"]
+        tried_here = [entry for name, entry in entries.items() if name != "incumbent"]
         after = diagnosis_of(best)
         log.append(
             Iteration(
@@ -230,7 +227,7 @@ def basic_recipe(
         if better:
             current, outcome, found, without_improvement = best_config, best, after, 0
         else:
-            failed[knob.name] = failed.get(knob.name, 0) + 1
+            failed.add(knob.name)
             without_improvement += 1
             if without_improvement == 2:
                 stopped = "two iterations without improvement"

@@ -247,3 +247,8 @@ def train(
         verbose=verbose,
     )
     return model, {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def predict_classes(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """(n,) int: the most probable class of each row of x (n, features)."""
+    return np.argmax(model.predict(x, batch_size=1024, verbose=0), axis=1)

@@ -14,8 +14,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from components import diagnosis, recipe
-from components.evaluation import METRICS, error_rate, latency_p95_ms, metric
-from components.training import TrainConfig, train
+from components.evaluation import METRICS, error_rate, metric
+from components.train_dev import SPLITS
+from components.training import TrainConfig, predict_classes, train
 from pipelines import tracking
 from pipelines.artifacts import (
     DIAGNOSIS,
@@ -29,7 +30,7 @@ from pipelines.artifacts import (
     split_path,
     write_json,
 )
-from pipelines.evaluate import BYTES_PER_MB
+from pipelines.evaluate import BYTES_PER_MB, latency_of
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
 from pipelines.tables import feature_columns, n_classes, xy
@@ -38,45 +39,43 @@ LATENCY_CALLS = 50  # per trial: enough for a bound check, the final model gets 
 
 
 class Trainer:
-    """Trains a config on the train split and measures it on train, train_dev and dev (never test);
-    keeps each trained model so the kept one need not be trained again."""
+    """Trains a config on the train split and measures it on train, train_dev and dev: what the loop
+    sees. Test is predicted only for the one model the loop keeps. Trained models are kept by config so the
+    kept one need not be trained again."""
 
     def __init__(self, params: Params) -> None:
-        frames = {
-            name: read_frame(split_path(name), "split") for name in ("train", "train_dev", "dev", "test")
-        }
-        features = feature_columns(frames["train"], params.data)
-        self.arrays = {name: xy(frame, params.data, features) for name, frame in frames.items() if len(frame)}
-        self.classes = n_classes(params.data, frames["train"], frames["dev"])
+        data = params.data
+        frames = {name: read_frame(split_path(name), "split") for name in SPLITS}
+        features = feature_columns(frames["train"], data)
+        self.arrays = {name: xy(frame, data, features) for name, frame in frames.items() if len(frame)}
+        self.classes = n_classes(data, frames["train"], frames["dev"])
         self.metric = params.evaluate.optimizing_metric
-        self.weights = {
-            name: frame[params.data.weight_column].to_numpy(np.float64) if params.data.weight_column else None
-            for name, frame in frames.items()
-        }
+        self.dev_weights = (
+            frames["dev"][data.weight_column].to_numpy(np.float64) if data.weight_column else None
+        )
         self.models: dict[TrainConfig, object] = {}
 
-    def predict(self, model, split: str) -> np.ndarray:
-        return np.argmax(model.predict(self.arrays[split][0], batch_size=1024, verbose=0), axis=1)
+    def error(self, model, split: str) -> float:
+        x, y = self.arrays[split]
+        return error_rate(y, predict_classes(model, x))
 
     def __call__(self, config: TrainConfig) -> recipe.Outcome:
         x, y = self.arrays["train"]
         model, _ = train(config, x, y, self.classes)
         self.models[config] = model
-        errors = {name: error_rate(self.arrays[name][1], self.predict(model, name)) for name in self.arrays}
-        errors.pop("test", None)
-        y_dev = self.arrays["dev"][1]
-        dev_metric = metric(self.metric, y_dev, self.predict(model, "dev"), self.classes, self.weights["dev"])
+        errors = {
+            name: self.error(model, name) for name in ("train", "train_dev", "dev") if name in self.arrays
+        }
+        x_dev, y_dev = self.arrays["dev"]
+        dev_metric = metric(self.metric, y_dev, predict_classes(model, x_dev), self.classes, self.dev_weights)
         return recipe.Outcome(diagnosis.Errors(**errors), dev_metric, self.measures(model))
 
     def measures(self, model) -> dict[str, float]:
-        x_dev = self.arrays["dev"][0]
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / "model.keras")
             size = (Path(tmp) / "model.keras").stat().st_size / BYTES_PER_MB
         return {
-            "latency_p95_ms": latency_p95_ms(
-                lambda i: model.predict_on_batch(x_dev[i % len(x_dev) : i % len(x_dev) + 1]), LATENCY_CALLS
-            ),
+            "latency_p95_ms": latency_of(model, self.arrays["dev"][0], LATENCY_CALLS),
             "model_size_mb": size,
             "n_parameters": float(model.count_params()),
         }
@@ -93,13 +92,7 @@ def run_recipe(
 
     def on_trial(iteration: int, gap: str, action: str, changes: dict, outcome: recipe.Outcome) -> None:
         logger.info(
-            "iteration %d (%s: %s) trial %s -> %s %.4f",
-            iteration,
-            gap,
-            action,
-            changes,
-            "dev",
-            outcome.dev_metric,
+            "iteration %d (%s: %s) trial %s -> dev %.4f", iteration, gap, action, changes, outcome.dev_metric
         )
 
     return recipe.basic_recipe(
@@ -135,11 +128,7 @@ def improve_flow(params: Params) -> dict:
     improved = result is not None and any(step.kept for step in result.iterations)
     if improved:
         model = trainer.models[result.config]
-        test_error = (
-            error_rate(trainer.arrays["test"][1], trainer.predict(model, "test"))
-            if "test" in trainer.arrays
-            else None
-        )
+        test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
         with atomic_output(IMPROVED_MODEL) as tmp:
             model.save(tmp)
     else:

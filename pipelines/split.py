@@ -111,7 +111,7 @@ def previous_codes(ids: pa.ChunkedArray, fingerprint: str) -> tuple[np.ndarray, 
     made under the same policy (only then are old examples kept where they were)."""
     if not ASSIGNMENT.is_file():
         return np.full(len(ids), -1, dtype=np.int8), False
-    record = pq.read_table(ASSIGNMENT)
+    record = pq.read_table(ASSIGNMENT, columns=["id", "code"])
     same = (record.schema.metadata or {}).get(FINGERPRINT_KEY) == fingerprint.encode()
     position = pc.index_in(ids, value_set=record["id"]).to_numpy(zero_copy_only=False)
     found = ~np.isnan(position)
@@ -122,8 +122,9 @@ def previous_codes(ids: pa.ChunkedArray, fingerprint: str) -> tuple[np.ndarray, 
 
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     logger = get_run_logger()
-    total, done, next_report = pq.ParquetFile(path).metadata.num_rows, 0, 0.25
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+    source = pq.ParquetFile(path)
+    total, done, next_report = source.metadata.num_rows, 0, 0.25
+    for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns):
         yield batch
         done += batch.num_rows
         if total > 20 * BATCH_ROWS and done / total >= next_report:  # progress for big files only
@@ -200,12 +201,7 @@ def distribution_checks(
         dev_test = same_distribution(
             samples[DEV], labels_of(DEV), samples[TEST], labels_of(TEST), checks.alpha, checks.max_domain_auc
         )
-        found["dev_test_same_distribution"] = {
-            "domain_auc": dev_test.domain_auc,
-            "label_p_value": dev_test.label_p_value,
-            "same": dev_test.same,
-            "domain_p_value": dev_test.domain_p_value,
-        }
+        found["dev_test_same_distribution"] = dev_test.to_dict()
     if TRAIN in samples and len(samples[TRAIN]) >= 2:
         train_dev_check = same_distribution(
             samples[TRAIN],
@@ -258,9 +254,9 @@ def assign(keys: Keys, params: Params, previous: np.ndarray) -> train_dev.Assign
 
 
 def write_assignment(ids: pa.ChunkedArray, codes: np.ndarray, fingerprint: str) -> None:
-    table = pa.table(
-        {"id": ids, "split": pa.array(np.asarray(SPLITS)[codes]).dictionary_encode(), "code": codes}
-    )
+    # Dictionary-encoded from the codes: no per-example string, even at 10M examples.
+    names = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(SPLITS))
+    table = pa.table({"id": ids, "split": names, "code": codes})
     with atomic_output(ASSIGNMENT) as tmp:
         pq.write_table(table.replace_schema_metadata({FINGERPRINT_KEY: fingerprint.encode()}), tmp)
 
@@ -320,7 +316,7 @@ def split_flow(params: Params) -> dict:
         "sizes": sizes,
         "ratios": {name: round(size / len(codes), 4) for name, size in sizes.items()},
         "planned": {"dev": assignment.plan.n_dev, "test": assignment.plan.n_test},
-        "sizes_by_source": _by_source(keys, codes, keep, data),
+        "sizes_by_source": _by_source(keys, codes, keep),
         "target_sources": list(data.target_sources),
         "per_class": per_class,
         "moved_since_last": moved,
@@ -337,7 +333,7 @@ def split_flow(params: Params) -> dict:
     return summary
 
 
-def _by_source(keys: Keys, codes: np.ndarray, keep: np.ndarray, data: DataParams) -> dict:
+def _by_source(keys: Keys, codes: np.ndarray, keep: np.ndarray) -> dict:
     if keys.sources is None:
         return {name: {"all": int(((codes == code) & keep).sum())} for code, name in enumerate(SPLITS)}
     frame = pd.DataFrame({"split": codes[keep], "source": keys.sources.to_numpy()[keep]})

@@ -126,13 +126,32 @@ def log_pipeline_run(
 
     curves: per-epoch series, logged with step = epoch. artifacts: {artifact folder: file or directory}.
     """
+    client, run_id = parent_run(experiment, execution)
+    _log_batch(client, run_id, params, metrics, tags, curves)
+    for folder, path in artifacts.items():
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), folder)
+        elif path.is_file():
+            client.log_artifact(run_id, str(path), folder)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def _log_batch(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    curves: Mapping[str, Iterable[float]] | None = None,
+) -> None:
+    """Params (flattened), metrics at step 0, per-epoch curves at step = epoch, and tags, in one call."""
     from mlflow.entities import Metric, Param, RunTag
 
-    client, run_id = parent_run(experiment, execution)
     now = int(time.time() * 1000)
     step_metrics = [
         Metric(name, float(value), now, step)
-        for name, series in curves.items()
+        for name, series in (curves or {}).items()
         for step, value in enumerate(series, 1)
     ]
     client.log_batch(
@@ -141,13 +160,6 @@ def log_pipeline_run(
         params=[Param(name, str(value)) for name, value in flatten(params).items()],
         tags=[RunTag(name, value) for name, value in tags.items()],
     )
-    for folder, path in artifacts.items():
-        if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder)
-        elif path.is_file():
-            client.log_artifact(run_id, str(path), folder)
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
 
 
 def record_failure(experiment: str, execution: str, stage: str, message: str) -> str:
@@ -168,17 +180,9 @@ def log_nested_run(
     tags: Mapping[str, str],
 ) -> str:
     """A finished child run of the execution's run (a recipe iteration, a sweep trial); returns its id."""
-    from mlflow.entities import Metric, Param, RunTag
-
     client, parent = parent_run(experiment, execution)
     experiment_id = client.get_run(parent).info.experiment_id
     run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent, **tags})
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run.info.run_id,
-        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items() if value is not None],
-        params=[Param(key, str(value)) for key, value in flatten(params).items()],
-        tags=[RunTag(key, value) for key, value in tags.items()],
-    )
+    _log_batch(client, run.info.run_id, params, {k: v for k, v in metrics.items() if v is not None}, tags)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
