@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "report")
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "sweep", "improve", "report")
 FLOW_LINE = re.compile(
     r"^(\d\d):(\d\d):(\d\d\.\d+) \| INFO +\| Flow run '[^']+' - "
     r"(?:Beginning flow run .* for flow '(?P<stage>\w+)'|Finished in state)"

@@ -2,7 +2,7 @@
 trials, keep the change if the dev metric improves while every satisficing bound holds, and again.
 
 High avoidable bias: a bigger model, train longer, a better optimizer, a hyperparameter search. High
-variance: regularization (L2, dropout), a hyperparameter search; more data is the user's to get. Data
+variance: L2 regularization, dropout, a hyperparameter search; more data is the user's to get. Data
 mismatch and dev overfit have no knob in the training config (error analysis, collecting or synthesizing
 data like dev, a bigger dev set): they become requests to the user, and the loop works on the largest
 problem it can act on, or ends when none is left. The loop never reads test.
@@ -21,40 +21,71 @@ from components.diagnosis import Diagnosis, Errors, Sizes, diagnose
 from components.evaluation import Candidate, select
 from components.training import TrainConfig
 
-# Changes: (config, rng) -> the TrainConfig fields to change in one trial.
-Change = Callable[[TrainConfig, np.random.Generator], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Draw:
+    """The random draws of trial `index` of `count` in one iteration. `log_uniform` is stratified: each
+    trial samples its own equal slice of the exponent range, so even three trials try a weak, a middling
+    and a strong value instead of three weak ones by chance (random, never a grid)."""
+
+    rng: np.random.Generator
+    index: int = 0
+    count: int = 1
+
+    def log_uniform(self, low: int | float, high: int | float) -> float:
+        """10**r with r uniform in this trial's slice of [low, high]."""
+        width = (high - low) / self.count
+        return float(10 ** (low + width * (self.index + self.rng.random())))
+
+    def uniform(self, low: float, high: float) -> float:
+        """Uniform in this trial's slice of [low, high]."""
+        return float(low + (high - low) / self.count * (self.index + self.rng.random()))
+
+    def choice(self, options: list) -> Any:
+        return options[int(self.rng.integers(len(options)))]
 
 
-def _bigger(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    factor = int(rng.choice([4, 8]))
-    units = tuple(units * factor for units in config.hidden_units)
-    if rng.random() < 0.5:  # deeper as well as wider
+# Changes: (config, draw) -> the TrainConfig fields to change in one trial.
+Change = Callable[[TrainConfig, Draw], dict[str, Any]]
+
+
+def _bigger(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    # 2x to 16x wider, on a log scale: the trials of one iteration span modest to large.
+    factor = draw.log_uniform(np.log10(2), np.log10(16))
+    units = tuple(round(units * factor) for units in config.hidden_units)
+    if draw.index % 2:  # every other trial deeper as well as wider: both shapes in each iteration
         units = (*units, units[-1])
     return {"hidden_units": units}
 
 
-def _longer(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    return {"epochs": config.epochs * int(rng.choice([2, 3]))}
+def _longer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    return {"epochs": config.epochs * draw.choice([2, 3])}
 
 
-def _optimizer(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    name = str(rng.choice(["adam", "rmsprop", "sgd"]))
-    return {"optimizer": name, "learning_rate": float(10 ** rng.uniform(-3.5, -1.5))}
-
-
-def _regularize(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    # On a log scale: from none, 1e-3 to 0.3; else 3x to 30x the current strength, a clear step each time.
-    l2 = 10 ** rng.uniform(-3, -0.5) if not config.l2 else 3 * config.l2 * 10 ** rng.uniform(0, 1)
-    return {"l2": float(min(l2, 0.3)), "dropout": float(rng.choice([0.0, 0.2, 0.5]))}
-
-
-def _search(config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
-    # Log scale for the rate, as the course says: uniform in the exponent.
+def _optimizer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
     return {
-        "learning_rate": float(10 ** rng.uniform(-4, -1.5)),
-        "hidden_units": tuple(int(2 ** rng.integers(5, 9)) for _ in config.hidden_units),
-        "batch_size": int(2 ** rng.integers(5, 8)),
+        "optimizer": draw.choice(["adam", "rmsprop", "sgd"]),
+        "learning_rate": draw.log_uniform(-3.5, -1.5),
     }
+
+
+def _l2(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    # From none: 1e-3 to 1; else a decade either side of the current strength (coarse, then finer).
+    low, high = (-3, 0) if not config.l2 else (np.log10(config.l2) - 1, np.log10(config.l2) + 1)
+    return {"l2": min(draw.log_uniform(low, high), 1.0)}
+
+
+def _dropout(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    return {"dropout": draw.uniform(0.1, 0.6)}
+
+
+def _search(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    # The sweep's default space: log-scale learning rate, 1 - beta on a log scale, units, batch, layers.
+    from components.sweep import DEFAULT_SPACE, SearchSpace, configure, sample
+
+    [values] = sample(SearchSpace.from_params(DEFAULT_SPACE), 1, int(draw.rng.integers(2**31)))
+    changed = configure(config, values)
+    return {k: v for k, v in dataclasses.asdict(changed).items() if getattr(config, k) != v}
 
 
 @dataclass(frozen=True)
@@ -81,7 +112,8 @@ ACTIONS: dict[str, tuple[Action | Request, ...]] = {
         Action("search the hyperparameters", _search),
     ),
     "variance": (
-        Action("add regularization (L2, dropout)", _regularize),
+        Action("add L2 regularization", _l2),
+        Action("add dropout", _dropout),
         Action("search the hyperparameters", _search),
         Request("get more training data", "collect more training data: regularization did not close the gap"),
     ),
@@ -156,7 +188,7 @@ def basic_recipe(
     higher_is_better: bool = True,
     tolerance: float = 0.02,
     max_iterations: int = 3,
-    trials: int = 3,
+    trials: int = 4,
     seed: int = 0,
     on_trial: Callable[[int, str, str, dict[str, Any], Outcome], None] | None = None,
 ) -> RecipeResult:
@@ -195,7 +227,7 @@ def basic_recipe(
         knob = knobs[gap]
         entries = {"incumbent": ({}, current, outcome)}
         for trial in range(trials):
-            changes = knob.change(current, rng)
+            changes = knob.change(current, Draw(rng, trial, trials))
             trial_config = dataclasses.replace(current, **changes)
             entries[f"trial {trial}"] = (changes, trial_config, evaluate(trial_config))
             if on_trial:

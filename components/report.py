@@ -112,6 +112,47 @@ def confusion_figure(
     return figure
 
 
+def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str], metric: str) -> Figure:
+    """Left: the dev metric of each trial against its learning rate (log axis), pruned trials hollow.
+    Right: parallel coordinates, one line per trial across every searched hyperparameter (each axis
+    scaled to its own range; learning rate on its log), coloured by the dev metric.
+    trials: rows with `learning_rate` (optional), `dev_metric`, `state` and one key per parameter."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import NullFormatter
+
+    figure = _figure(10.0, 3.6)
+    lr_ax, par_ax = figure.subplots(1, 2, width_ratios=[2, 3])
+    values = np.array([float(t["dev_metric"]) for t in trials])
+    # Colour by rank: one hopeless pruned trial would otherwise wash out the differences that matter.
+    norm = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
+    pruned = np.array([t["state"] == "pruned" for t in trials])
+    if trials and "learning_rate" in trials[0]:
+        lr = np.array([float(t["learning_rate"]) for t in trials])
+        lr_ax.scatter(lr[~pruned], values[~pruned], color="#3b6ea8", label="finished")
+        lr_ax.scatter(lr[pruned], values[pruned], facecolors="none", edgecolors="#9aa5b1", label="pruned")
+        lr_ax.set_xscale("log")
+        lr_ax.xaxis.set_minor_formatter(NullFormatter())
+        lr_ax.legend(fontsize=8)
+    lr_ax.set(xlabel="learning rate (log scale)", ylabel=f"dev {metric}", title="Dev metric vs learning rate")
+    numeric = [p for p in parameters if all(isinstance(t.get(p), int | float) for t in trials)]
+    columns = []
+    for name in numeric:
+        column = np.array([float(t[name]) for t in trials])
+        column = np.log10(column) if name == "learning_rate" else column
+        columns.append((column - column.min()) / (np.ptp(column) or 1.0))
+    colour = colormaps["viridis"]
+    if columns:
+        matrix = np.stack(columns, axis=1)
+        for row, shade, cut in zip(matrix, norm, pruned, strict=True):
+            par_ax.plot(range(len(numeric)), row, color=colour(shade), alpha=0.35 if cut else 0.9)
+        par_ax.set_xticks(range(len(numeric)), numeric, fontsize=8)
+    par_ax.set_yticks([0, 1], ["low", "high"])
+    par_ax.set_title(f"Trials across hyperparameters (yellow: best dev {metric})", fontsize=10)
+    for ax in (lr_ax, par_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 

@@ -12,6 +12,7 @@ on the training path, so `KERAS_BACKEND=jax` runs it too.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -212,11 +213,13 @@ def train(
     n_classes: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     verbose: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Fit a fresh model on (x_train (n, features) float32, y_train (n,) int labels).
 
     validation: the (x, y) whose loss and accuracy are recorded per epoch (and watched by early stopping
-    when it is on). Returns the trained model and its per-epoch history.
+    when it is on). callbacks: more Keras callbacks (a sweep's pruning watch). Returns the trained model
+    and its per-epoch history.
     """
     import keras
 
@@ -228,7 +231,7 @@ def train(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks = []
+    callbacks = list(callbacks)
     if config.early_stopping:
         monitor = "val_loss" if validation is not None else "loss"
         callbacks.append(

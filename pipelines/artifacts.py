@@ -33,6 +33,10 @@ CONFUSION_DEV = Path("metrics/confusion_dev.csv")
 DIAGNOSIS = Path("metrics/diagnosis.json")
 ERROR_LADDER = Path("metrics/error_ladder.csv")
 IMPROVE = Path("metrics/improve.json")
+SWEEP = Path("metrics/sweep.json")
+SWEEP_TRIALS = Path("metrics/sweep_trials.csv")
+SWEEP_MODEL = Path("models/sweep_best.keras")
+SWEEP_DIR = Path("sweeps")  # the study store and every finished trial's model (DVC: persist)
 
 
 def split_path(name: str) -> Path:

@@ -13,8 +13,8 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from components import diagnosis, recipe
-from components.evaluation import METRICS, error_rate, metric
+from components import diagnosis, recipe, sweep
+from components.evaluation import METRICS, Candidate, error_rate, metric, select
 from components.train_dev import SPLITS
 from components.training import TrainConfig, predict_classes, train
 from pipelines import tracking
@@ -24,9 +24,12 @@ from pipelines.artifacts import (
     IMPROVE,
     IMPROVED_MODEL,
     MODEL,
+    SWEEP,
+    SWEEP_MODEL,
     atomic_output,
     read_frame,
     read_json,
+    require,
     split_path,
     write_json,
 )
@@ -63,6 +66,9 @@ class Trainer:
         x, y = self.arrays["train"]
         model, _ = train(config, x, y, self.classes)
         self.models[config] = model
+        return self.outcome(model)
+
+    def outcome(self, model) -> recipe.Outcome:
         errors = {
             name: self.error(model, name) for name in ("train", "train_dev", "dev") if name in self.arrays
         }
@@ -111,6 +117,35 @@ def run_recipe(
     )
 
 
+def start_from_sweep(
+    params: Params, trainer: Trainer, trained: recipe.Outcome
+) -> tuple[TrainConfig, recipe.Outcome] | None:
+    """The sweep's chosen trial (config and outcome) when the selection rule prefers it to the trained
+    model: the better dev metric among the two that meet every satisficing bound."""
+    if not SWEEP.is_file():
+        return None
+    best = read_json(SWEEP, "sweep")["best"]
+    if not best or not best["satisficing_met"]:
+        return None
+    import keras
+
+    model = keras.saving.load_model(require(SWEEP_MODEL, "sweep"), safe_mode=True)
+    found = trainer.outcome(model)
+    bounds = {k: v for k, v in params.evaluate.satisficing.items() if k in trained.measures}
+    higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+    candidates = [
+        Candidate("train", trained.dev_metric, trained.measures),
+        Candidate("sweep", found.dev_metric, found.measures),
+    ]
+    chosen = select(candidates, bounds, higher).chosen
+    if chosen is None or chosen.name != "sweep":
+        return None
+    epochs = params.sweep.epochs or params.train.epochs
+    config = sweep.configure(params.train, {**best["params"], "epochs": epochs})
+    trainer.models[config] = model
+    return config, found
+
+
 @flow(name="improve")
 def improve_flow(params: Params) -> dict:
     logger = get_run_logger()
@@ -124,10 +159,16 @@ def improve_flow(params: Params) -> dict:
     )
     sizes = diagnosis.Sizes(**{k: v or None for k, v in evaluation["sizes"].items()})
     human = found["human_level_error"]
-    result = run_recipe(params, trainer, baseline, sizes, human) if params.improve.max_iterations else None
+    start = start_from_sweep(params, trainer, baseline)
+    origin = baseline
+    if start is not None:
+        logger.info("the sweep's best trial beats the trained model on dev: the loop starts from it")
+        params = params.model_copy(update={"train": start[0]})
+        origin = start[1]
+    result = run_recipe(params, trainer, origin, sizes, human) if params.improve.max_iterations else None
     improved = result is not None and any(step.kept for step in result.iterations)
-    if improved:
-        model = trainer.models[result.config]
+    if improved or start is not None:
+        model = trainer.models[result.config if result else params.train]
         test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
         with atomic_output(IMPROVED_MODEL) as tmp:
             model.save(tmp)
@@ -136,21 +177,22 @@ def improve_flow(params: Params) -> dict:
         with atomic_output(IMPROVED_MODEL) as tmp:
             shutil.copyfile(MODEL, tmp)
     final_errors = diagnosis.Errors(
-        **{**(result.outcome.errors.to_dict() if result else errors), "test": test_error}
+        **{**(result.outcome if result else origin).errors.to_dict(), "test": test_error}
     )
     final = diagnosis.diagnose(
         final_errors, human, params.diagnose.tolerance, sizes, params.diagnose.alpha
     ).to_dict()
     iterations = [step.to_dict() for step in result.iterations] if result else []
     summary = {
+        "started_from": "sweep" if start is not None else "train",
         "iterations": iterations,
         "stopped_because": result.stopped_because if result else "improve.max_iterations is 0",
         "requests": result.requests if result else {},
         "baseline": {"dev_metric": baseline.dev_metric, "errors": evaluation["errors"]},
         "final": final,
-        "final_dev_metric": result.outcome.dev_metric if result else baseline.dev_metric,
+        "final_dev_metric": (result.outcome if result else origin).dev_metric,
         "final_params": (result.config if result else params.train).to_dict(),
-        "improved": improved,
+        "improved": improved or start is not None,
     }
     for number, step in enumerate(iterations, 1):
         tracking.log_nested_run(

@@ -8,7 +8,7 @@ impossible value stops the stage with one message naming the key, before any wor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from components.datasets import Degradation
 from components.diagnosis import check_fraction
 from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES, check_metric
 from components.human_level import bayes_proxy
+from components.sweep import DEFAULT_SPACE, SearchSpace
 from components.train_dev import SplitPolicy
 from components.training import TrainConfig
 from pipelines.errors import UserError
@@ -129,8 +130,38 @@ class DiagnoseParams(_Section):
 
 class ImproveParams(_Section):
     max_iterations: int = Field(3, ge=0)
-    trials: int = Field(3, ge=1)
+    trials: int = Field(4, ge=1)
     seed: int = 0
+
+
+class SweepParams(_Section):
+    mode: Literal["panda", "caviar"] = "caviar"
+    rounds: int = Field(2, ge=1)
+    trials: int = Field(8, ge=1)
+    zoom: float = Field(0.25, gt=0, le=1)
+    workers: int = Field(2, ge=1)
+    dask_address: str | None = None
+    pruner: Literal["auto", "halving", "median", "none"] = "auto"
+    epochs: int | None = Field(None, ge=1)
+    focus: int = Field(4, ge=1, le=4)
+    seed: int = 0
+    storage: str | None = None
+    space: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_SPACE))
+
+    @property
+    def pruning(self) -> str:
+        """The pruner in effect: `auto` is successive halving for caviar, none for the babysat panda."""
+        if self.pruner != "auto":
+            return self.pruner
+        return "halving" if self.mode == "caviar" else "none"
+
+    @model_validator(mode="after")
+    def _space(self) -> SweepParams:
+        try:
+            SearchSpace.from_params(self.space, self.focus)
+        except ValueError as error:
+            raise ValueError(str(error).removeprefix("sweep.")) from None
+        return self
 
 
 class MlflowParams(_Section):
@@ -145,6 +176,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     diagnose: DiagnoseParams = DiagnoseParams()
     improve: ImproveParams = ImproveParams()
+    sweep: SweepParams = SweepParams()
     mlflow: MlflowParams = MlflowParams()
 
     @model_validator(mode="after")

@@ -21,6 +21,8 @@ from pipelines.artifacts import (
     RAW_DATA,
     REPORT,
     SPLIT,
+    SWEEP,
+    SWEEP_TRIALS,
     TRAIN_HISTORY,
     VALIDATION,
     read_frame,
@@ -63,10 +65,20 @@ def split_metrics(split: dict) -> dict[str, float]:
 
 @task(cache_policy=NO_CACHE)
 def draw_figures(
-    found: dict, history: pd.DataFrame, confusion: pd.DataFrame, classes: int
+    found: dict,
+    history: pd.DataFrame,
+    confusion: pd.DataFrame,
+    classes: int,
+    sweep: dict | None = None,
+    sweep_trials: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
     matrix = confusion_matrix(confusion["actual"].to_numpy(), confusion["predicted"].to_numpy(), classes)
-    return {
+    extra = {}
+    if sweep and sweep_trials is not None and len(sweep_trials):
+        parameters = list(sweep["rounds"][0]["box"])
+        rows = sweep_trials.to_dict(orient="records")
+        extra["sweep"] = report.png_bytes(report.sweep_figure(rows, parameters, sweep["metric"]))
+    return extra | {
         "error_ladder": report.png_bytes(
             report.error_ladder_figure(found["human_level_error"], found["errors"], found["principal"])
         ),
@@ -84,6 +96,7 @@ def log_to_mlflow(
     improve: dict,
     history: pd.DataFrame,
     figures: dict[str, bytes],
+    sweep: dict | None = None,
 ) -> str:
     metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
     metrics["human_level_error"] = found["human_level_error"]
@@ -96,6 +109,10 @@ def log_to_mlflow(
     metrics.update(split_metrics(split))
     metrics["improve/final_dev_metric"] = improve["final_dev_metric"]
     metrics["improve/iterations"] = len(improve["iterations"])
+    if sweep and sweep["best"]:
+        metrics.update(
+            {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
+        )
     curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}
     tags = {
         **tracking.reproducibility_tags(RAW_DATA),
@@ -124,7 +141,10 @@ def report_flow(params: Params) -> dict:
     improve = read_json(IMPROVE, "improve")
     history = read_frame(TRAIN_HISTORY, "train")
     confusion = read_frame(CONFUSION_DEV, "evaluate")
-    figures = draw_figures(found, history, confusion, evaluation["n_classes"])
+    # The sweep is a side branch of the DAG: the report shows it when it has run.
+    sweep = read_json(SWEEP, "sweep") if SWEEP.is_file() else None
+    trials = read_frame(SWEEP_TRIALS, "sweep") if sweep and SWEEP_TRIALS.is_file() else None
+    figures = draw_figures(found, history, confusion, evaluation["n_classes"], sweep, trials)
     sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
     html = report.render_strategy_report(
         {
@@ -132,6 +152,7 @@ def report_flow(params: Params) -> dict:
             "evaluation": evaluation,
             "split": split,
             "improve": improve,
+            "sweep": sweep,
             "sources": sources,
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
@@ -143,6 +164,6 @@ def report_flow(params: Params) -> dict:
         }
     )
     write_text(REPORT, html)
-    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures)
+    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures, sweep)
     get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
     return {"report": str(REPORT), "mlflow_run_id": run_id}

@@ -176,13 +176,18 @@ def log_nested_run(
     execution: str,
     name: str,
     params: Mapping[str, Any],
-    metrics: Mapping[str, float],
+    metrics: Mapping[str, float | None],
     tags: Mapping[str, str],
+    parent: str | None = None,
+    curves: Mapping[str, Iterable[float]] | None = None,
 ) -> str:
-    """A finished child run of the execution's run (a recipe iteration, a sweep trial); returns its id."""
-    client, parent = parent_run(experiment, execution)
+    """A finished child run (a recipe iteration, a sweep, a sweep trial) of `parent`, by default the
+    execution's run; `curves` are per-epoch series (step = epoch). Returns the run id."""
+    client, execution_run = parent_run(experiment, execution)
+    parent = parent or execution_run
     experiment_id = client.get_run(parent).info.experiment_id
     run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent, **tags})
-    _log_batch(client, run.info.run_id, params, {k: v for k, v in metrics.items() if v is not None}, tags)
+    present = {k: v for k, v in metrics.items() if v is not None}
+    _log_batch(client, run.info.run_id, params, present, tags, curves)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

@@ -24,6 +24,7 @@ FAST_PARAMS = {
     "train": {"epochs": 3, "hidden_units": [32]},
     "evaluate": {"latency_calls": 20},
     "improve": {"max_iterations": 2, "trials": 1},
+    "sweep": {"rounds": 1, "trials": 2, "workers": 1},
 }
 
 

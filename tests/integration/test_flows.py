@@ -100,6 +100,9 @@ def test_the_execution_is_one_mlflow_run(ran):
     # The recipe loop's iterations are nested under it, each tagged with its gap, action and outcome.
     improve = json.loads(artifacts.IMPROVE.read_text())
     nested = [r for r in every if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+    sweeps = [r for r in nested if "mlstrategy.study" in r.data.tags]
+    nested = [r for r in nested if "mlstrategy.study" not in r.data.tags]
+    assert len(sweeps) == 1  # the sweep's trials are nested one level further, under it
     assert len(nested) == len(improve["iterations"])
     for child in nested:
         assert {"mlstrategy.iteration", "mlstrategy.gap", "mlstrategy.action"} <= set(child.data.tags)

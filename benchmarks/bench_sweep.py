@@ -1,0 +1,256 @@
+"""The sweep stage against plain random search, and its parallel throughput and orchestration overhead.
+
+Runs in a temporary copy of the project (its data/splits must exist: run `make run` first), against one
+Prefect server started for the benchmark.
+
+1. Efficiency (per seed, same search space, same trial budget, same epochs per trial): KerasTuner's
+   RandomSearch (the peer) trains every trial to the end; `mlstrategy stage sweep` (caviar: coarse to fine,
+   successive halving) prunes. Score of a trial: its dev accuracy after its last epoch. The peer's best
+   score is the bar; the figure is the epochs our sweep spent (all trials, in order of completion) until
+   a trial reached the bar, over the epochs the peer spent to find its best (its whole budget: it cannot
+   know its best before the end). Target: at most 1/3. Also printed: the peer's epochs up to its best trial.
+2. Throughput: the same 8 trials (no pruning) with workers=1 and workers=2 on this machine's cores.
+   Target: 2 workers at least 1.7x the trials per second of 1 worker (trial span, pool start excluded;
+   with the start included as well).
+3. Overhead per trial with 1 worker: the trial span minus the training inside the trials, per trial
+   (Prefect task runs, Optuna storage, model save, latency check). Target: under 0.5 s.
+Usage: python benchmarks/bench_sweep.py [--seeds 3] [--trials 8] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_pipeline import BIN, copy_project, isolated_env, start_prefect_server  # noqa: E402
+from pipelines.runtime import configure_environment  # noqa: E402
+
+configure_environment()
+
+
+def set_params(project: Path, sweep: dict) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["sweep"].update(sweep)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
+    """Run the stage; returns sweep.json and the study's finished trials (FrozenTrial)."""
+    import optuna
+
+    set_params(project, sweep)
+    done = subprocess.run(
+        [str(BIN / "mlstrategy"), "stage", "sweep"], cwd=project, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(done.stderr[-4000:])
+    summary = json.loads((project / "metrics" / "sweep.json").read_text())
+    storage = f"sqlite:///{project / 'sweeps' / 'study.db'}"
+    study = optuna.load_study(study_name=summary["study"], storage=storage)
+    trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    return summary, trials
+
+
+def peer_random_search(project: Path, space: dict, trials: int, epochs: int, seed: int) -> list[dict]:
+    """KerasTuner RandomSearch over the same space: [{score, epochs}] in trial order."""
+    import keras
+    import keras_tuner as kt
+
+    from components.training import TrainConfig, build_model, make_optimizer
+    from pipelines.params import load_params
+    from pipelines.tables import feature_columns, n_classes, xy
+
+    os.chdir(project)
+    params = load_params()
+    import pandas as pd
+
+    frames = {
+        name: pd.read_parquet(project / "data" / "splits" / f"{name}.parquet") for name in ("train", "dev")
+    }
+    features = feature_columns(frames["train"], params.data)
+    (x, y), (x_dev, y_dev) = (xy(frames[name], params.data, features) for name in ("train", "dev"))
+    classes = n_classes(params.data, frames["train"], frames["dev"])
+    curves: list[list[float]] = []
+
+    class Model(kt.HyperModel):
+        def config(self, hp) -> TrainConfig:
+            lr, beta, units = space["learning_rate"], space["beta_1"], space["units"]
+            return TrainConfig(
+                **{
+                    **params.train.to_dict(),
+                    "hidden_units": (hp.Int("units", units["low"], units["high"], sampling="log"),)
+                    * hp.Int("layers", space["layers"]["low"], space["layers"]["high"]),
+                    "learning_rate": hp.Float("learning_rate", lr["low"], lr["high"], sampling="log"),
+                    "beta_1": 1
+                    - hp.Float("one_minus_beta_1", 1 - beta["high"], 1 - beta["low"], sampling="log"),
+                    "batch_size": hp.Choice("batch_size", space["batch_size"]["choices"]),
+                    "epochs": epochs,
+                }
+            )
+
+        def build(self, hp):
+            config = self.config(hp)
+            model = build_model(config, x, classes)
+            model.compile(
+                optimizer=make_optimizer(config, -(-len(x) // config.batch_size)),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            history = model.fit(*args, batch_size=self.config(hp).batch_size, **kwargs)
+            curves.append([float(v) for v in history.history["val_accuracy"]])
+            return history
+
+    class RandomSearch(kt.RandomSearch):
+        # Imports tensorboard unconditionally under TensorFlow, only to patch a TensorBoard callback,
+        # which this search does not use.
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0) -> None:
+            return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = RandomSearch(
+            Model(),
+            objective="val_accuracy",
+            max_trials=trials,
+            seed=seed,
+            directory=tmp,
+            project_name="peer",
+            overwrite=True,
+        )
+        keras.utils.set_random_seed(seed)
+        tuner.search(x, y, epochs=epochs, validation_data=(x_dev, y_dev), verbose=0)
+    return [{"score": c[-1], "epochs": len(c)} for c in curves]
+
+
+def efficiency(project: Path, env: dict, seed: int, trials: int, epochs: int) -> dict:
+    space = yaml.safe_load((project / "params.yaml").read_text())["sweep"]["space"]
+    peer = peer_random_search(project, space, 2 * trials, epochs, seed)
+    bar = max(t["score"] for t in peer)
+    peer_epochs = sum(t["epochs"] for t in peer)
+    best_at = next(i for i, t in enumerate(peer) if t["score"] == bar)
+    summary, ours = run_sweep(
+        project,
+        env,
+        {"seed": seed, "rounds": 2, "trials": trials, "epochs": epochs, "pruner": "halving", "workers": 2},
+    )
+    spent, reached = 0, None
+    for t in sorted(ours, key=lambda t: t.datetime_complete):
+        spent += t.user_attrs["outcome"]["epochs"]
+        if t.state.name == "COMPLETE" and t.value >= bar:
+            reached = spent
+            break
+    return {
+        "seed": seed,
+        "peer_best": bar,
+        "peer_epochs": peer_epochs,
+        "peer_epochs_to_its_best": sum(t["epochs"] for t in peer[: best_at + 1]),
+        "ours_best": summary["best"]["dev_metric"],
+        "ours_epochs_total": summary["epochs_used"],
+        "ours_epochs_to_bar": reached,
+        "ratio": None if reached is None else reached / peer_epochs,
+        "pruned": summary["pruned"],
+    }
+
+
+def span(trials: list, summary: dict) -> tuple[float, float]:
+    """Seconds from the first trial's start (in its worker) to the last one's end; training inside them."""
+    start = min(t.user_attrs["outcome"]["started_at"] for t in trials)
+    end = max(t.datetime_complete.timestamp() for t in trials)
+    return end - start, sum(t.user_attrs["outcome"]["training_s"] for t in trials)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--trials", type=int, default=8, help="per round (two rounds); the peer gets twice that"
+    )
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
+    if not (ROOT / "data" / "splits" / "train.parquet").is_file():
+        raise SystemExit("data/splits is missing: run `make run` first")
+    results: dict = {"efficiency": [], "throughput": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        copy_project(project)
+        shutil.copytree(ROOT / "data" / "splits", project / "data" / "splits")
+        env = isolated_env(Path(tmp), stage_server=False)
+        start_prefect_server(project, env)
+        try:
+            for seed in range(args.seeds):
+                row = efficiency(project, env, seed, args.trials, args.epochs)
+                results["efficiency"].append(row)
+                ratio = "never reached" if row["ratio"] is None else f"{row['ratio']:.2f}"
+                print(
+                    f"seed {seed}: peer best dev accuracy {row['peer_best']:.4f} after "
+                    f"{row['peer_epochs']} epochs ({row['peer_epochs_to_its_best']} up to its best trial); "
+                    "ours reached it after "
+                    f"{row['ours_epochs_to_bar']} epochs (ratio {ratio}, target <= 0.33); ours best "
+                    f"{row['ours_best']:.4f} in {row['ours_epochs_total']} epochs, {row['pruned']} pruned",
+                    flush=True,
+                )
+            timings = {}
+            for workers in (1, 2):
+                started = time.perf_counter()
+                summary, trials = run_sweep(
+                    project,
+                    env,
+                    {
+                        "seed": 100 + workers,
+                        "rounds": 1,
+                        "trials": 8,
+                        "epochs": args.epochs,
+                        "pruner": "none",
+                        "workers": workers,
+                    },
+                )
+                stage_s = time.perf_counter() - started
+                trial_span, training = span(trials, summary)
+                timings[workers] = {
+                    "span_s": trial_span,
+                    "training_s": training,
+                    "stage_s": stage_s,
+                    "wall_s": summary["wall_s"],
+                }
+                print(
+                    f"{workers} worker(s): 8 trials in {trial_span:.1f} s (flow {summary['wall_s']:.1f} s, "
+                    f"stage process {stage_s:.1f} s), training inside trials {training:.1f} s",
+                    flush=True,
+                )
+            one, two = timings[1], timings[2]
+            results["throughput"] = {
+                "timings": timings,
+                "speedup_span": one["span_s"] / two["span_s"],
+                "speedup_flow": one["wall_s"] / two["wall_s"],
+                "overhead_per_trial_s": (one["span_s"] - one["training_s"]) / 8,
+            }
+            done = results["throughput"]
+            print(
+                f"throughput 2 workers / 1 worker: {done['speedup_span']:.2f}x over the trials, "
+                f"{done['speedup_flow']:.2f}x with the pool start (target >= 1.7)\n"
+                f"overhead per trial (1 worker): {done['overhead_per_trial_s']:.3f} s (target < 0.5)",
+                flush=True,
+            )
+        finally:
+            subprocess.run([str(BIN / "prefect"), "server", "stop"], env=env, capture_output=True)
+    print(json.dumps(results, default=str))
+
+
+if __name__ == "__main__":
+    main()

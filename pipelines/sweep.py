@@ -1,0 +1,413 @@
+"""Stage `sweep`: a hyperparameter search over `sweep.space` (components.sweep), in rounds from coarse to
+fine, each trial a Prefect task. Locally the trials run in `sweep.workers` processes, each given its share
+of the cores; with `sweep.dask_address` they run on that Dask cluster (prefect-dask).
+
+Trials live in an Optuna study (SQLite in sweeps/, or `sweep.storage`), named after everything that defines
+the sweep: a killed sweep started again resumes there, and a finished trial is never run twice. The chosen
+trial is the best dev metric among trials that meet every satisficing bound. One MLflow run per sweep,
+nested in the execution's run, with a nested run per trial. Writes metrics/sweep.json,
+metrics/sweep_trials.csv and models/sweep_best.keras.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from components import sweep
+from components.evaluation import METRICS, Candidate, metric, select
+from pipelines import tracking
+from pipelines.artifacts import (
+    SWEEP,
+    SWEEP_DIR,
+    SWEEP_MODEL,
+    SWEEP_TRIALS,
+    atomic_output,
+    read_frame,
+    split_path,
+    write_frame,
+    write_json,
+)
+from pipelines.params import DataParams, Params
+from pipelines.tables import feature_columns, n_classes, xy
+
+LATENCY_CALLS = 50  # per trial: enough for a bound check
+
+
+def storage_url(params: Params) -> str:
+    return params.sweep.storage or f"sqlite:///{(SWEEP_DIR / 'study.db').resolve()}"
+
+
+def limit_threads(threads: int) -> None:
+    """Give this worker process `threads` cores: TensorFlow's pools and BLAS, set before TF starts."""
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    from pipelines.runtime import configure_environment
+
+    configure_environment()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started in this process: it keeps its pools
+        pass
+
+
+@functools.lru_cache(maxsize=2)
+def _read_data(root: str, data_json: str) -> tuple[dict, int]:
+    os.chdir(root)
+    data = DataParams.model_validate_json(data_json)
+    frames = {name: read_frame(split_path(name), "split") for name in ("train", "dev")}
+    features = feature_columns(frames["train"], data)
+    arrays = {name: xy(frame, data, features) for name, frame in frames.items()}
+    return arrays, n_classes(data, frames["train"], frames["dev"])
+
+
+def _data(params: Params, root: str) -> tuple[dict, int]:
+    """The train and dev arrays and the class count, read once per worker process."""
+    return _read_data(root, params.data.model_dump_json())
+
+
+@task(cache_policy=NO_CACHE, task_run_name="trial {number}")
+def run_trial(params: Params, root: str, study_name: str, trial_id: int, number: int, values: dict) -> dict:
+    """Train one trial in this worker, report each epoch's dev metric to the study (which may prune it),
+    save its model, and record the outcome in the study itself, so a finished trial survives a crash of
+    the sweep."""
+    import optuna
+    from optuna.trial import TrialState
+
+    started_at, started = time.time(), time.perf_counter()
+    arrays, classes = _data(params, root)
+    options = params.sweep
+    study = _study(study_name, storage_url(params))
+    trial = optuna.trial.Trial(study, trial_id)
+    config = sweep.configure(params.train, {**values, "epochs": options.epochs or params.train.epochs})
+    higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+
+    reporting = [0.0]  # seconds spent talking to the study from inside training
+
+    def on_epoch(epoch: int, value: float) -> bool:
+        tick = time.perf_counter()
+        trial.report(value, epoch)
+        prune = options.pruning != "none" and trial.should_prune()
+        reporting[0] += time.perf_counter() - tick
+        return prune
+
+    def score(y, predicted) -> float:
+        return metric(params.evaluate.optimizing_metric, y, predicted, classes)
+
+    training_started = time.perf_counter()
+    model, result = sweep.run_trial(
+        config, arrays["train"], arrays["dev"], classes, score, on_epoch, options.mode == "panda", higher
+    )
+    training_s = time.perf_counter() - training_started
+    if not result.pruned:
+        from pipelines.evaluate import BYTES_PER_MB, latency_of
+
+        path = trial_model(study_name, number)
+        with atomic_output(path) as tmp:
+            model.save(tmp)
+        result.measures = {
+            "latency_p95_ms": latency_of(model, arrays["dev"][0], LATENCY_CALLS),
+            "model_size_mb": path.stat().st_size / BYTES_PER_MB,
+            "n_parameters": float(model.count_params()),
+        }
+    outcome = {
+        "number": number,
+        "values": values,
+        "curve": result.curve,
+        "pruned": result.pruned,
+        "epochs": result.epochs,
+        "measures": result.measures,
+        "training_s": training_s - reporting[0],
+        "reporting_s": reporting[0],
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "started_at": started_at,
+    }
+    outcome["task_s"] = time.perf_counter() - started  # all of it but the tell
+    trial.set_user_attr("outcome", outcome)  # one write: each is a round trip to the storage
+    if result.pruned:
+        study.tell(number, state=TrialState.PRUNED)
+    else:
+        study.tell(number, result.dev_metric)
+    return outcome
+
+
+@functools.lru_cache(maxsize=4)
+def _study(study_name: str, url: str):
+    """The study, opened once per worker process."""
+    import optuna
+
+    return optuna.load_study(study_name=study_name, storage=url)
+
+
+def trial_model(study_name: str, number: int) -> Path:
+    return SWEEP_DIR / "models" / study_name / f"trial-{number}.keras"
+
+
+def _pruner(params: Params):
+    import optuna
+
+    options = params.sweep
+    epochs = options.epochs or params.train.epochs
+    if options.pruning == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 5))
+    if options.pruning == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 9), reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _task_runner(params: Params):
+    options = params.sweep
+    if options.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=options.dask_address)
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    workers = 1 if options.mode == "panda" else options.workers
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolTaskRunner(max_workers=workers, initializer=limit_threads, initargs=(threads,))
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_study(params: Params, space: sweep.SearchSpace):
+    """The study of this sweep definition (space, rounds, trials, base config, metric, seed), created or
+    resumed; trials a killed sweep left running are marked failed, to be run again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    options = params.sweep
+    # New data or new training code make old trials incomparable: they start a new study.
+    sources = [
+        split_path("train"),
+        split_path("dev"),
+        Path(sweep.__file__),
+        Path(sweep.__file__).with_name("training.py"),
+    ]
+    name = "sweep-" + sweep.fingerprint(
+        space.to_dict(),
+        options.model_dump(exclude={"workers", "dask_address", "storage"}),
+        params.train.to_dict(),
+        params.evaluate.optimizing_metric,
+        [_digest(path) for path in sources],
+    )
+    SWEEP_DIR.mkdir(exist_ok=True)
+    higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+    study = optuna.create_study(
+        storage=storage_url(params),
+        study_name=name,
+        direction="maximize" if higher else "minimize",
+        pruner=_pruner(params),
+        load_if_exists=True,
+    )
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study.tell(stale.number, state=TrialState.FAIL)
+    return study
+
+
+def _finished(study, round_number: int | None = None) -> list:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return [t for t in trials if round_number is None or t.user_attrs.get("round") == round_number]
+
+
+def _box(study, space: sweep.SearchSpace, round_number: int, params: Params) -> sweep.SearchSpace:
+    """Round 1 samples the whole space; each later round the box around the best `zoom` share of the
+    completed trials so far. Stored in the study, so a resumed round samples the same box."""
+    from optuna.trial import TrialState
+
+    key = f"box_{round_number}"
+    if key in study.user_attrs:
+        return sweep.SearchSpace.from_params(study.user_attrs[key])
+    box = space
+    if round_number > 1:
+        done = [t for t in _finished(study) if t.state == TrialState.COMPLETE]
+        if len(done) >= 2:
+            higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+            best = sweep.best_share([t.value for t in done], params.sweep.zoom, higher)
+            box = _box(study, space, round_number - 1, params).zoom(
+                [done[i].user_attrs["values"] for i in best]
+            )
+    study.set_user_attr(key, box.to_dict())
+    return box
+
+
+@flow(name="sweep")
+def sweep_flow(params: Params) -> dict:
+    import optuna
+
+    logger = get_run_logger()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    options = params.sweep
+    space = sweep.SearchSpace.from_params(options.space, options.focus)
+    study = open_study(params, space)
+    root = str(Path.cwd())
+    started = time.perf_counter()
+    rounds = []
+    with _task_runner(params) as runner:
+        for round_number in range(1, options.rounds + 1):
+            box = _box(study, space, round_number, params)
+            done = len(_finished(study, round_number))
+            sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
+            study.sampler = sampler
+            futures = []
+            for _ in range(options.trials - done):
+                trial = study.ask(box.distributions())
+                values = box.values(trial.params)
+                trial.set_user_attr("round", round_number)
+                trial.set_user_attr("values", values)
+                # Optuna's public API has no way to reopen a trial by number in another process.
+                futures.append(
+                    runner.submit(
+                        run_trial,
+                        {
+                            "params": params,
+                            "root": root,
+                            "study_name": study.study_name,
+                            "trial_id": trial._trial_id,
+                            "number": trial.number,
+                            "values": values,
+                        },
+                    )
+                )
+            logger.info(
+                "round %d/%d: %d trials (%d done before), box %s",
+                round_number,
+                options.rounds,
+                len(futures),
+                done,
+                box.to_dict(),
+            )
+            for future in futures:
+                outcome = future.result()
+                logger.info(
+                    "trial %d %s after %d epochs: dev %s %.4f",
+                    outcome["number"],
+                    "pruned" if outcome["pruned"] else "finished",
+                    outcome["epochs"],
+                    params.evaluate.optimizing_metric,
+                    outcome["curve"][-1],
+                )
+            rounds.append({"box": box.to_dict(), "trials": len(_finished(study, round_number))})
+    wall_s = time.perf_counter() - started
+    return _report(params, study, rounds, wall_s)
+
+
+def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
+    """Select, copy the chosen model, write sweep.json and the trials table, log to MLflow."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from pipelines.orchestration import execution_id
+
+    options = params.sweep
+    trials = _finished(study)
+    higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    bounds = {k: v for k, v in params.evaluate.satisficing.items() if k != "latency_p95_ms_batch"}
+    candidates = [Candidate(str(t.number), t.value, t.user_attrs["outcome"]["measures"]) for t in complete]
+    selection = select(candidates, bounds, higher) if candidates else None
+    chosen = selection.chosen if selection else None
+    by_number = {str(t.number): t for t in complete}
+    best_trial = (
+        by_number[chosen.name]
+        if chosen
+        else (max(complete, key=lambda t: t.value if higher else -t.value) if complete else None)
+    )
+    if best_trial is not None:
+        with atomic_output(SWEEP_MODEL) as tmp:
+            shutil.copyfile(trial_model(study.study_name, best_trial.number), tmp)
+    rows = [
+        {
+            "trial": t.number,
+            "round": t.user_attrs["round"],
+            "state": "pruned" if t.state == TrialState.PRUNED else "complete",
+            "epochs": t.user_attrs["outcome"]["epochs"],
+            "dev_metric": t.user_attrs["outcome"]["curve"][-1],
+            **t.user_attrs["values"],
+        }
+        for t in trials
+    ]
+    write_frame(SWEEP_TRIALS, pd.DataFrame(rows))
+    summary = {
+        "mode": options.mode,
+        "metric": params.evaluate.optimizing_metric,
+        "trials": len(trials),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "best": None
+        if best_trial is None
+        else {
+            "trial": best_trial.number,
+            "params": best_trial.user_attrs["values"],
+            "dev_metric": best_trial.value,
+            "satisficing_met": chosen is not None,
+            "measures": best_trial.user_attrs["outcome"]["measures"],
+        },
+        "rounds": rounds,
+        "epochs_used": sum(t.user_attrs["outcome"]["epochs"] for t in trials),
+        "study": study.study_name,
+        "wall_s": wall_s,
+        "training_s": sum(t.user_attrs["outcome"]["training_s"] for t in trials),
+    }
+    write_json(SWEEP, summary)
+    _log(params, study.study_name, trials, summary, execution_id())
+    return summary
+
+
+def _log(params: Params, study_name: str, trials: list, summary: dict, execution: str) -> None:
+    """The sweep as a run nested in the execution's run, each trial a run nested in the sweep's."""
+    from optuna.trial import TrialState
+
+    experiment = params.mlflow.experiment
+    best = summary["best"] or {}
+    sweep_run = tracking.log_nested_run(
+        experiment,
+        execution,
+        f"sweep {summary['mode']}",
+        {"sweep": params.sweep.model_dump(exclude={"space"}), "space": params.sweep.space},
+        {
+            "trials": summary["trials"],
+            "pruned": summary["pruned"],
+            "epochs_used": summary["epochs_used"],
+            "best/dev_metric": best.get("dev_metric"),
+        },
+        {"mlstrategy.study": study_name, "mlstrategy.mode": summary["mode"]},
+    )
+    for t in trials:
+        tracking.log_nested_run(
+            experiment,
+            execution,
+            f"trial {t.number}",
+            t.user_attrs["values"],
+            {
+                "dev_metric": t.user_attrs["outcome"]["curve"][-1],
+                "epochs": t.user_attrs["outcome"]["epochs"],
+                **t.user_attrs["outcome"]["measures"],
+            },
+            {
+                "mlstrategy.round": str(t.user_attrs["round"]),
+                "mlstrategy.pruned": str(t.state == TrialState.PRUNED).lower(),
+                "mlstrategy.chosen": str(t.number == best.get("trial")).lower(),
+            },
+            parent=sweep_run,
+            curves={f"{summary['metric']}/dev": t.user_attrs["outcome"]["curve"]},
+        )

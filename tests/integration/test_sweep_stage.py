@@ -1,0 +1,116 @@
+"""The sweep stage: contract, MLflow nesting, resume after SIGKILL, and a run on a real Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines import artifacts
+from pipelines.orchestration import run_stage
+from pipelines.params import load_params
+from tests.conftest import write_params
+
+
+@pytest.fixture
+def splits(project, prefect_api, monkeypatch):
+    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "sweep-test")
+    params = load_params()
+    for name in ("ingest", "validate", "split"):
+        run_stage(name, params)
+    return project
+
+
+def finished(study_db: Path) -> dict[int, tuple[str, str]]:
+    """{trial number: (state, datetime_complete)} of the finished trials in the study store."""
+    with sqlite3.connect(study_db) as db:
+        rows = db.execute(
+            "SELECT number, state, datetime_complete FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+        ).fetchall()
+    return {number: (state, done) for number, state, done in rows}
+
+
+def test_sweep_contract_and_mlflow_nesting(splits):
+    write_params(splits, {"sweep": {"rounds": 2, "trials": 3, "workers": 2}})
+    run_stage("sweep", load_params())
+    summary = json.loads(artifacts.SWEEP.read_text())
+    assert summary["mode"] == "caviar" and summary["trials"] == 6
+    assert {"params", "dev_metric", "satisficing_met"} <= set(summary["best"])
+    assert [r["trials"] for r in summary["rounds"]] == [3, 3]
+    first, second = (r["box"]["learning_rate"] for r in summary["rounds"])
+    assert first["low"] <= second["low"] < second["high"] <= first["high"]
+    assert 0 < summary["epochs_used"] <= 6 * 3 and 0 <= summary["pruned"] < 6
+    assert artifacts.SWEEP_MODEL.is_file()
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines import tracking
+
+    client, execution_run = tracking.parent_run("mlstrategy", "sweep-test")
+    experiment = client.get_run(execution_run).info.experiment_id
+    [sweep_run] = client.search_runs(
+        [experiment],
+        filter_string=f"tags.mlflow.parentRunId = '{execution_run}' and tags.`mlstrategy.mode` = 'caviar'",
+    )
+    trials = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{sweep_run.info.run_id}'"
+    )
+    assert len(trials) == 6
+    assert sum(t.data.tags["mlstrategy.chosen"] == "true" for t in trials) == 1
+    complete = [t for t in trials if t.data.tags["mlstrategy.pruned"] == "false"]
+    history = MlflowClient().get_metric_history(complete[0].info.run_id, "accuracy/dev")
+    assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
+    assert "learning_rate" in complete[0].data.params
+
+
+def test_a_killed_sweep_resumes_without_running_a_finished_trial_again(splits, prefect_api):
+    write_params(splits, {"sweep": {"rounds": 1, "trials": 5, "workers": 1, "epochs": 15, "pruner": "none"}})
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "MLSTRATEGY_EXECUTION_ID": "sweep-kill"}
+    command = [sys.executable, "-m", "pipelines.cli", "stage", "sweep"]
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    study_db = splits / "sweeps" / "study.db"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if study_db.is_file() and len(finished(study_db)) >= 2:
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # the flow and its worker processes
+    process.wait()
+    before = finished(study_db)
+    assert 2 <= len(before) < 5 and not artifacts.SWEEP.exists()
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = finished(study_db)
+    assert len(after) == 5
+    assert all(after[number] == state for number, state in before.items())  # not run again
+    summary = json.loads(artifacts.SWEEP.read_text())
+    assert summary["trials"] == 5
+
+
+def test_trials_run_on_a_dask_cluster(splits):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        write_params(splits, {"sweep": {"rounds": 1, "trials": 4, "dask_address": cluster.scheduler_address}})
+        run_stage("sweep", load_params())
+    summary = json.loads(artifacts.SWEEP.read_text())
+    assert summary["trials"] == 4
+
+    import optuna
+
+    study = optuna.load_study(
+        study_name=summary["study"], storage=f"sqlite:///{splits / 'sweeps' / 'study.db'}"
+    )
+    workers = {t.user_attrs["outcome"]["worker"] for t in study.trials}
+    assert len(workers) == 2 and os.getpid() not in {int(w.rsplit(":", 1)[1]) for w in workers}

@@ -1,0 +1,151 @@
+"""The sweep component: sampling scales, coarse-to-fine boxes, bad search spaces, trial configs, pruning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from components.sweep import Hyperparameter, SearchSpace, best_share, configure, run_trial, sample, tier
+from components.training import TrainConfig
+
+
+def test_log_scale_puts_equal_mass_in_every_decade():
+    space = SearchSpace.from_params({"learning_rate": {"low": 1e-4, "high": 1.0, "scale": "log"}})
+    values = np.array([v["learning_rate"] for v in sample(space, 4000, seed=0)])
+    assert values.min() >= 1e-4 and values.max() <= 1.0
+    shares = np.histogram(np.log10(values), bins=[-4, -3, -2, -1, 0])[0] / len(values)
+    assert shares == pytest.approx([0.25] * 4, abs=0.03)  # uniform would put 90% in the top decade
+
+
+def test_beta_scale_puts_equal_mass_in_every_decade_of_one_minus_beta():
+    space = SearchSpace.from_params({"beta_1": {"low": 0.9, "high": 0.999, "scale": "beta"}})
+    values = np.array([v["beta_1"] for v in sample(space, 4000, seed=0)])
+    assert values.min() >= 0.9 and values.max() <= 0.999
+    shares = np.histogram(values, bins=[0.9, 0.99, 0.999])[0] / len(values)
+    assert shares == pytest.approx([0.5, 0.5], abs=0.03)
+
+
+def test_integers_and_choices():
+    space = SearchSpace.from_params(
+        {"units": {"low": 16, "high": 256, "scale": "int_log"}, "batch_size": {"choices": [32, 64]}}
+    )
+    values = sample(space, 200, seed=0)
+    assert all(isinstance(v["units"], int) and 16 <= v["units"] <= 256 for v in values)
+    assert {v["batch_size"] for v in values} == {32, 64}
+
+
+def test_the_space_is_ordered_by_importance_and_focus_opens_the_first_tiers():
+    spec = {
+        "layers": {"low": 1, "high": 3, "scale": "int"},
+        "units": {"low": 8, "high": 64, "scale": "int"},
+        "learning_rate": {"low": 1e-4, "high": 0.1, "scale": "log"},
+        "epsilon": {"low": 1e-8, "high": 1e-6, "scale": "log"},
+    }
+    assert [p.name for p in SearchSpace.from_params(spec).parameters] == [
+        "learning_rate",
+        "units",
+        "layers",
+        "epsilon",
+    ]
+    assert [p.name for p in SearchSpace.from_params(spec, focus=1).parameters] == ["learning_rate"]
+    assert [p.name for p in SearchSpace.from_params(spec, focus=2).parameters] == ["learning_rate", "units"]
+    assert tier("learning_rate") < tier("beta_1") == tier("batch_size") < tier("layers") < tier("beta_2")
+
+
+def test_zoom_shrinks_the_box_around_the_best_trials_on_each_scale():
+    space = SearchSpace.from_params(
+        {
+            "learning_rate": {"low": 1e-5, "high": 1.0, "scale": "log"},
+            "beta_1": {"low": 0.8, "high": 0.9999, "scale": "beta"},
+            "units": {"low": 8, "high": 512, "scale": "int_log"},
+            "batch_size": {"choices": [32, 64, 128]},
+        }
+    )
+    best = [
+        {"learning_rate": 1e-3, "beta_1": 0.99, "units": 64, "batch_size": 32},
+        {"learning_rate": 3e-3, "beta_1": 0.995, "units": 90, "batch_size": 64},
+    ]
+    box = {p.name: p for p in space.zoom(best).parameters}
+    lr, beta, units = box["learning_rate"], box["beta_1"], box["units"]
+    assert 1e-5 < lr.low < 1e-3 and 3e-3 < lr.high < 1.0
+    # A quarter of the span either side, on the log axis: 10^(-3 - 0.12) .. 10^(-2.52 + 0.12).
+    assert math.log10(lr.low) == pytest.approx(-3 - 0.25 * math.log10(3))
+    assert 0.8 < beta.low < 0.99 and 0.995 < beta.high < 0.9999 and beta.scale == "beta"
+    assert 8 < units.low <= 64 and 90 <= units.high < 512 and units.low == int(units.low)
+    assert box["batch_size"].choices == (32, 64, 128)  # choices stay open in one Optuna study
+    # Sampling the new box stays inside it.
+    for values in sample(space.zoom(best), 300, seed=0):
+        assert lr.low <= values["learning_rate"] <= lr.high and beta.low <= values["beta_1"] <= beta.high
+
+
+def test_zoom_keeps_a_range_when_the_best_trials_agree():
+    units = Hyperparameter("units", 1, 8, "int")
+    zoomed = units.zoom([3, 3])
+    assert zoomed.low < zoomed.high and zoomed.low <= 3 <= zoomed.high
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"learning_rate": {"low": 0.1, "high": 0.1, "scale": "log"}}, "empty range"),
+        ({"learning_rate": {"low": 0.1, "high": 0.01}}, "low = 0.1 must be below high = 0.01"),
+        ({"learning_rate": {"low": 0.0, "high": 0.1, "scale": "log"}}, "log scale needs bounds > 0"),
+        ({"warmup": {"low": 1, "high": 2}}, "unknown hyperparameter"),
+        ({"beta_1": {"low": 0.9, "high": 1.0, "scale": "beta"}}, "beta bounds must lie in (0, 1)"),
+        ({"momentum": {"low": 0.5, "high": 1.5}}, "momentum must lie in [0, 1)"),
+        ({"units": {"low": 1.5, "high": 8, "scale": "int"}}, "integer scale needs integer bounds"),
+        ({"learning_rate": {"low": 1e-4}}, "needs low and high"),
+        ({"learning_rate": {"low": 1e-4, "high": 0.1, "step": 2}}, "unknown key"),
+        ({}, "sweep.space is empty"),
+    ],
+)
+def test_bad_search_spaces_fail_before_any_trial(spec, message):
+    with pytest.raises(ValueError, match=None) as error:
+        SearchSpace.from_params(spec)
+    assert message in str(error.value)
+
+
+def test_bad_space_in_params_names_the_key(tmp_path):
+    from pipelines.errors import UserError
+    from pipelines.params import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("sweep:\n  space:\n    learning_rate: {low: -1, high: 0.1, scale: log}\n")
+    with pytest.raises(UserError, match=r"sweep: space.learning_rate: a log scale needs bounds > 0"):
+        load_params(path)
+
+
+def test_configure_sets_units_and_layers():
+    base = TrainConfig(hidden_units=(128, 64))
+    assert configure(base, {"units": 32, "layers": 3}).hidden_units == (32, 32, 32)
+    assert configure(base, {"layers": 1}).hidden_units == (128,)
+    assert configure(base, {"layers": 3}).hidden_units == (128, 64, 64)
+    assert configure(base, {"learning_rate": 0.01, "batch_size": 32.0}).batch_size == 32
+
+
+def test_best_share():
+    assert best_share([0.1, 0.9, 0.5, 0.7], 0.25) == [1, 3]  # at least two
+    assert best_share([0.1, 0.9, 0.5, 0.7], 0.25, higher_is_better=False) == [0, 2]
+
+
+def test_a_pruned_trial_stops_where_it_was_told_and_reports_each_epoch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    seen = []
+
+    def on_epoch(epoch: int, value: float) -> bool:
+        seen.append((epoch, value))
+        return epoch == 2
+
+    def accuracy(truth, predicted):
+        return float(np.mean(truth == predicted))
+
+    config = TrainConfig(hidden_units=(8,), epochs=6, learning_rate=0.05)
+    _, result = run_trial(config, (x, y), (x, y), 2, accuracy, on_epoch)
+    assert result.pruned and result.epochs == 2 and [e for e, _ in seen] == [1, 2]
+    assert result.curve == [v for _, v in seen]
+    _, full = run_trial(config, (x, y), (x, y), 2, accuracy, babysit=True)
+    assert not full.pruned and full.epochs == 6 and full.dev_metric > 0.8
