@@ -38,15 +38,15 @@ def finished(study_db: Path) -> dict[int, tuple[str, str]]:
 
 
 def test_sweep_contract_and_mlflow_nesting(splits):
-    write_params(splits, {"sweep": {"rounds": 2, "trials": 3, "workers": 2}})
+    write_params(splits, {"sweep": {"rounds": 2, "trials": 2, "workers": 2}})
     run_stage("sweep", load_params())
     summary = json.loads(artifacts.SWEEP.read_text())
-    assert summary["mode"] == "caviar" and summary["trials"] == 6
+    assert summary["mode"] == "caviar" and summary["trials"] == 4
     assert {"params", "dev_metric", "satisficing_met"} <= set(summary["best"])
-    assert [r["trials"] for r in summary["rounds"]] == [3, 3]
+    assert [r["trials"] for r in summary["rounds"]] == [2, 2]
     first, second = (r["box"]["learning_rate"] for r in summary["rounds"])
     assert first["low"] <= second["low"] < second["high"] <= first["high"]
-    assert 0 < summary["epochs_used"] <= 6 * 3 and 0 <= summary["pruned"] < 6
+    assert 0 < summary["epochs_used"] <= 4 * 3 and 0 <= summary["pruned"] < 4
     assert artifacts.SWEEP_MODEL.is_file()
 
     from mlflow.tracking import MlflowClient
@@ -62,7 +62,7 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     trials = client.search_runs(
         [experiment], filter_string=f"tags.mlflow.parentRunId = '{sweep_run.info.run_id}'"
     )
-    assert len(trials) == 6
+    assert len(trials) == 4
     assert sum(t.data.tags["mlstrategy.chosen"] == "true" for t in trials) == 1
     complete = [t for t in trials if t.data.tags["mlstrategy.pruned"] == "false"]
     history = MlflowClient().get_metric_history(complete[0].info.run_id, "accuracy/dev")
@@ -71,7 +71,7 @@ def test_sweep_contract_and_mlflow_nesting(splits):
 
 
 def test_a_killed_sweep_resumes_without_running_a_finished_trial_again(splits, prefect_api):
-    write_params(splits, {"sweep": {"rounds": 1, "trials": 5, "workers": 1, "epochs": 15, "pruner": "none"}})
+    write_params(splits, {"sweep": {"rounds": 1, "trials": 4, "workers": 1, "epochs": 10, "pruner": "none"}})
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "MLSTRATEGY_EXECUTION_ID": "sweep-kill"}
     command = [sys.executable, "-m", "pipelines.cli", "stage", "sweep"]
     process = subprocess.Popen(
@@ -87,15 +87,15 @@ def test_a_killed_sweep_resumes_without_running_a_finished_trial_again(splits, p
     os.killpg(process.pid, signal.SIGKILL)  # the flow and its worker processes
     process.wait()
     before = finished(study_db)
-    assert 2 <= len(before) < 5 and not artifacts.SWEEP.exists()
+    assert 2 <= len(before) < 4 and not artifacts.SWEEP.exists()
 
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     after = finished(study_db)
-    assert len(after) == 5
+    assert len(after) == 4
     assert all(after[number] == state for number, state in before.items())  # not run again
     summary = json.loads(artifacts.SWEEP.read_text())
-    assert summary["trials"] == 5
+    assert summary["trials"] == 4
 
 
 def test_trials_run_on_a_dask_cluster(splits):
