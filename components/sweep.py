@@ -288,20 +288,21 @@ def run_trial(
     from components.training import predict_classes, train
 
     curve: list[float] = []
-    pruned: list[bool] = []
     x_dev, y_dev = dev_xy
 
     class Watch(keras.callbacks.Callback):
+        pruned = False
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             value = float(score(y_dev, predict_classes(self.model, x_dev)))
             curve.append(value)
             if logs is not None:  # for the plateau watch, which maximizes
                 logs["dev_metric"] = value if higher_is_better else -value
             if on_epoch(epoch + 1, value):
-                pruned.append(True)
-                self.model.stop_training = True
+                self.pruned = self.model.stop_training = True
 
-    callbacks: list = [Watch()]
+    watch = Watch()
+    callbacks: list = [watch]
     if babysit and config.lr_decay == "none":  # a decay schedule already owns the learning rate
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -309,4 +310,4 @@ def run_trial(
             )
         )
     model, _ = train(config, *train_xy, n_classes, callbacks=callbacks)
-    return model, TrialResult(curve=curve, pruned=bool(pruned), epochs=len(curve))
+    return model, TrialResult(curve=curve, pruned=watch.pruned, epochs=len(curve))

@@ -6,6 +6,7 @@ Paths are relative to the project root (DVC runs every stage there); they match 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,6 +72,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def file_digest(path: Path, algorithm: str = "blake2b") -> str:
+    """The hex digest of a file's bytes, read in blocks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -3,6 +3,8 @@ measured for real on the saved model (p95 latency of one-example predictions, si
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -55,6 +57,19 @@ def latency_of(model, x: np.ndarray, calls: int, batch_size: int = 1, blocks: in
 @task(cache_policy=NO_CACHE)
 def measure_latency(model, x: np.ndarray, calls: int, batch_size: int = 1) -> float:
     return latency_of(model, x, calls, batch_size)
+
+
+TRIAL_LATENCY_CALLS = 50  # a candidate's bound check (one block); the final model gets the full measurement
+
+
+def trial_measures(model, x_dev: np.ndarray, saved: Path) -> dict[str, float]:
+    """The satisficing measures of a candidate (a sweep trial, a recipe trial) saved at `saved`: p95
+    latency at batch 1 over one block of calls, size on disk, parameter count."""
+    return {
+        "latency_p95_ms": latency_of(model, x_dev, TRIAL_LATENCY_CALLS, blocks=1),
+        "model_size_mb": saved.stat().st_size / BYTES_PER_MB,
+        "n_parameters": float(model.count_params()),
+    }
 
 
 @flow(name="evaluate")

@@ -33,12 +33,10 @@ from pipelines.artifacts import (
     split_path,
     write_json,
 )
-from pipelines.evaluate import BYTES_PER_MB, latency_of
+from pipelines.evaluate import trial_measures
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
 from pipelines.tables import feature_columns, n_classes, xy
-
-LATENCY_CALLS = 50  # per trial: enough for a bound check, the final model gets the full measurement
 
 
 class Trainer:
@@ -79,17 +77,17 @@ class Trainer:
     def measures(self, model) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / "model.keras")
-            size = (Path(tmp) / "model.keras").stat().st_size / BYTES_PER_MB
-        return {
-            "latency_p95_ms": latency_of(model, self.arrays["dev"][0], LATENCY_CALLS, blocks=1),
-            "model_size_mb": size,
-            "n_parameters": float(model.count_params()),
-        }
+            return trial_measures(model, self.arrays["dev"][0], Path(tmp) / "model.keras")
 
 
 @task(cache_policy=NO_CACHE)
 def run_recipe(
-    params: Params, trainer: Trainer, baseline: recipe.Outcome, sizes: diagnosis.Sizes, human: float
+    params: Params,
+    trainer: Trainer,
+    config: TrainConfig,
+    baseline: recipe.Outcome,
+    sizes: diagnosis.Sizes,
+    human: float,
 ):
     logger = get_run_logger()
     options = params.improve
@@ -102,7 +100,7 @@ def run_recipe(
         )
 
     return recipe.basic_recipe(
-        params.train,
+        config,
         baseline,
         trainer,
         human,
@@ -160,15 +158,15 @@ def improve_flow(params: Params) -> dict:
     sizes = diagnosis.Sizes(**{k: v or None for k, v in evaluation["sizes"].items()})
     human = found["human_level_error"]
     start = start_from_sweep(params, trainer, baseline)
-    origin = baseline
+    config, origin = start or (params.train, baseline)
     if start is not None:
         logger.info("the sweep's best trial beats the trained model on dev: the loop starts from it")
-        params = params.model_copy(update={"train": start[0]})
-        origin = start[1]
-    result = run_recipe(params, trainer, origin, sizes, human) if params.improve.max_iterations else None
+    result = (
+        run_recipe(params, trainer, config, origin, sizes, human) if params.improve.max_iterations else None
+    )
     improved = result is not None and any(step.kept for step in result.iterations)
     if improved or start is not None:
-        model = trainer.models[result.config if result else params.train]
+        model = trainer.models[result.config if result else config]
         test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
         with atomic_output(IMPROVED_MODEL) as tmp:
             model.save(tmp)
@@ -191,7 +189,7 @@ def improve_flow(params: Params) -> dict:
         "baseline": {"dev_metric": baseline.dev_metric, "errors": evaluation["errors"]},
         "final": final,
         "final_dev_metric": (result.outcome if result else origin).dev_metric,
-        "final_params": (result.config if result else params.train).to_dict(),
+        "final_params": (result.config if result else config).to_dict(),
         "improved": improved or start is not None,
     }
     for number, step in enumerate(iterations, 1):

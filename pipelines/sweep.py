@@ -12,7 +12,6 @@ metrics/sweep_trials.csv and models/sweep_best.keras.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import socket
@@ -31,6 +30,7 @@ from pipelines.artifacts import (
     SWEEP_MODEL,
     SWEEP_TRIALS,
     atomic_output,
+    file_digest,
     read_frame,
     split_path,
     write_frame,
@@ -38,8 +38,6 @@ from pipelines.artifacts import (
 )
 from pipelines.params import DataParams, Params
 from pipelines.tables import feature_columns, n_classes, xy
-
-LATENCY_CALLS = 50  # per trial: enough for a bound check
 
 
 def storage_url(params: Params) -> str:
@@ -114,16 +112,12 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     )
     training_s = time.perf_counter() - training_started
     if not result.pruned:
-        from pipelines.evaluate import BYTES_PER_MB, latency_of
+        from pipelines.evaluate import trial_measures
 
         path = trial_model(study_name, number)
         with atomic_output(path) as tmp:
             model.save(tmp)
-        result.measures = {
-            "latency_p95_ms": latency_of(model, arrays["dev"][0], LATENCY_CALLS, blocks=1),
-            "model_size_mb": path.stat().st_size / BYTES_PER_MB,
-            "n_parameters": float(model.count_params()),
-        }
+        result.measures = trial_measures(model, arrays["dev"][0], path)
     outcome = {
         "number": number,
         "values": values,
@@ -182,14 +176,6 @@ def _task_runner(params: Params):
     return ProcessPoolTaskRunner(max_workers=workers, initializer=limit_threads, initargs=(threads,))
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def open_study(params: Params, space: sweep.SearchSpace):
     """The study of this sweep definition (space, rounds, trials, base config, metric, seed), created or
     resumed; trials a killed sweep left running are marked failed, to be run again."""
@@ -209,7 +195,7 @@ def open_study(params: Params, space: sweep.SearchSpace):
         options.model_dump(exclude={"workers", "dask_address", "storage"}),
         params.train.to_dict(),
         params.evaluate.optimizing_metric,
-        [_digest(path) for path in sources],
+        [file_digest(path) for path in sources],
     )
     SWEEP_DIR.mkdir(exist_ok=True)
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better

@@ -8,7 +8,6 @@ Tags carry the git revision and the data hash that reproduce the run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import time
@@ -16,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.artifacts import file_digest
 from pipelines.runtime import script
 
 if TYPE_CHECKING:
@@ -101,14 +101,10 @@ def reproducibility_tags(data_file: Path) -> dict[str, str]:
         except (OSError, subprocess.CalledProcessError):
             return ""
 
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(data_file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return {
         "mlflow.source.git.commit": git("rev-parse", "HEAD") or "unknown",
         "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
-        "dvc.data_md5": digest.hexdigest(),
+        "dvc.data_md5": file_digest(data_file, "md5"),
         "dvc.data_path": str(data_file),
     }
 

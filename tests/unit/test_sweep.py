@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -102,9 +103,8 @@ def test_zoom_keeps_a_range_when_the_best_trials_agree():
     ],
 )
 def test_bad_search_spaces_fail_before_any_trial(spec, message):
-    with pytest.raises(ValueError, match=None) as error:
+    with pytest.raises(ValueError, match=re.escape(message)):
         SearchSpace.from_params(spec)
-    assert message in str(error.value)
 
 
 def test_bad_space_in_params_names_the_key(tmp_path):
