@@ -3,18 +3,24 @@
 Runs in a temporary copy of the project (its data/splits must exist: run `make run` first), against one
 Prefect server started for the benchmark.
 
-1. Efficiency (per seed, same search space, same trial budget, same epochs per trial): KerasTuner's
-   RandomSearch (the peer) trains every trial to the end; `mlstrategy stage sweep` (caviar: coarse to fine,
-   successive halving) prunes. Score of a trial: its dev accuracy after its last epoch. The peer's best
-   score is the bar; the figure is the epochs our sweep spent (all trials, in order of completion) until
-   a trial reached the bar, over the epochs the peer spent to find its best (its whole budget: it cannot
-   know its best before the end). Target: at most 1/3. Also printed: the peer's epochs up to its best trial.
-2. Throughput: the same 8 trials (no pruning) with workers=1 and workers=2 on this machine's cores.
-   Target: 2 workers at least 1.7x the trials per second of 1 worker (trial span, pool start excluded;
-   with the start included as well).
+1. Efficiency (per task and seed, same search space, same trial budget, same epochs per trial):
+   KerasTuner's RandomSearch (the peer) trains every trial to the end; `mlstrategy stage sweep` (caviar:
+   coarse to fine, pruned) stops hopeless ones. Score of a trial: its dev accuracy after its last epoch.
+   The peer's best score is the bar; the figure is the epochs our sweep spent (all trials, in order of
+   completion) until a finished trial reached the bar, over the epochs the peer spent to find its best (its
+   whole budget: it cannot know its best before the end). Target: at most 1/3. Also printed: the peer's
+   epochs up to its best trial. Two tasks: the default data (dev 352 examples: a trial's dev accuracy has a
+   standard error of about 0.02, as wide as the spread between good configurations) and a synthetic one
+   with a dev set of 5,000 (about 0.006), where the bar is set by configurations more than by luck.
+2. Throughput: the same sweep (2 rounds of `--trials`, same seed, no pruning, so both runs train the same
+   trials) with workers=1 and workers=2 on this machine's cores. Target: 2 workers at least 1.7x the
+   trials per second of 1 worker (trial span: from the first trial's start in its worker to the last
+   one's end, the pool's start excluded; with the start included as well). Pairs of runs alternate
+   (`--repeats`, median of their ratios): this shared machine's speed drifts by a third between runs.
 3. Overhead per trial with 1 worker: the trial span minus the training inside the trials, per trial
    (Prefect task runs, Optuna storage, model save, latency check). Target: under 0.5 s.
-Usage: python benchmarks/bench_sweep.py [--seeds 3] [--trials 8] [--epochs 20]
+Usage: python benchmarks/bench_sweep.py [--seeds 3] [--tasks default,synthetic] [--rounds 2] [--trials 8]
+       [--epochs 20] [--no-throughput] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +54,39 @@ def set_params(project: Path, sweep: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def write_synthetic_splits(project: Path, seed: int = 0) -> None:
+    """A 10-class task with 1,000 train and 5,000 dev rows (scikit-learn's make_classification). On the
+    default data the dev set has 352 examples, so a trial's dev accuracy carries a standard error of
+    about 0.02, as wide as the spread between good configurations: the best of 16 random trials is then
+    a lucky draw as much as a better configuration. Here it is about 0.006."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=6000,
+        n_features=20,
+        n_informative=10,
+        n_redundant=4,
+        n_classes=10,
+        n_clusters_per_class=1,
+        class_sep=1.0,
+        flip_y=0.03,
+        random_state=seed,
+    )
+    frame = pd.DataFrame(x.astype("float32"), columns=[f"f{i}" for i in range(x.shape[1])])
+    frame.insert(0, "label", y.astype("int64"))
+    frame.insert(0, "source", "phone")
+    frame.insert(0, "id", [f"s{i}" for i in range(len(frame))])
+    splits = project / "data" / "splits"
+    for name, part in (
+        ("train", frame[:1000]),
+        ("dev", frame[1000:]),
+        ("train_dev", frame[:0]),
+        ("test", frame[:0]),
+    ):
+        part.to_parquet(splits / f"{name}.parquet", index=False)
+
+
 def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
     """Run the stage; returns sweep.json and the study's finished trials (FrozenTrial)."""
     import optuna
@@ -58,7 +98,7 @@ def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
     if done.returncode:
         raise SystemExit(done.stderr[-4000:])
     summary = json.loads((project / "metrics" / "sweep.json").read_text())
-    storage = f"sqlite:///{project / 'sweeps' / 'study.db'}"
+    storage = sweep.get("storage") or f"sqlite:///{project / 'sweeps' / 'study.db'}"
     study = optuna.load_study(study_name=summary["study"], storage=storage)
     trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     return summary, trials
@@ -137,16 +177,16 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     return [{"score": c[-1], "epochs": len(c)} for c in curves]
 
 
-def efficiency(project: Path, env: dict, seed: int, trials: int, epochs: int) -> dict:
+def efficiency(project: Path, env: dict, seed: int, rounds: int, trials: int, epochs: int) -> dict:
     space = yaml.safe_load((project / "params.yaml").read_text())["sweep"]["space"]
-    peer = peer_random_search(project, space, 2 * trials, epochs, seed)
+    peer = peer_random_search(project, space, rounds * trials, epochs, seed)
     bar = max(t["score"] for t in peer)
     peer_epochs = sum(t["epochs"] for t in peer)
     best_at = next(i for i, t in enumerate(peer) if t["score"] == bar)
     summary, ours = run_sweep(
         project,
         env,
-        {"seed": seed, "rounds": 2, "trials": trials, "epochs": epochs, "pruner": "halving", "workers": 2},
+        {"seed": seed, "rounds": rounds, "trials": trials, "epochs": epochs, "pruner": "auto", "workers": 2},
     )
     spent, reached = 0, None
     for t in sorted(ours, key=lambda t: t.datetime_complete):
@@ -174,13 +214,57 @@ def span(trials: list, summary: dict) -> tuple[float, float]:
     return end - start, sum(t.user_attrs["outcome"]["training_s"] for t in trials)
 
 
+def throughput_run(project: Path, env: dict, args: argparse.Namespace, workers: int, repeat: int) -> dict:
+    """One sweep without pruning on `workers` workers; the same trials every time (same seed, a study
+    store of its own)."""
+    started = time.perf_counter()
+    summary, trials = run_sweep(
+        project,
+        env,
+        {
+            "seed": 100,
+            "storage": f"sqlite:///{project / 'sweeps' / f'throughput-{workers}-{repeat}.db'}",
+            "rounds": args.rounds,
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "pruner": "none",
+            "workers": workers,
+        },
+    )
+    trial_span, training = span(trials, summary)
+    return {
+        "trials": len(trials),
+        "span_s": trial_span,
+        "training_s": training,
+        "stage_s": time.perf_counter() - started,
+        "wall_s": summary["wall_s"],
+    }
+
+
+def use_task(project: Path, task: str) -> None:
+    """Put the task's splits in the project: the default data's, or the synthetic one's."""
+    splits = project / "data" / "splits"
+    shutil.rmtree(splits, ignore_errors=True)
+    shutil.copytree(ROOT / "data" / "splits", splits)
+    if task == "synthetic":
+        write_synthetic_splits(project)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="efficiency runs per task (0: skip them)")
     parser.add_argument(
-        "--trials", type=int, default=8, help="per round (two rounds); the peer gets twice that"
+        "--tasks",
+        default="default,synthetic",
+        help="efficiency on: default (the default data, dev 352), synthetic (train 1,000, dev 5,000)",
     )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=8, help="per round; the peer gets rounds x trials")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument(
+        "--throughput", action=argparse.BooleanOptionalAction, default=True, help="measure workers 1 vs 2"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved throughput pairs (median)")
     args = parser.parse_args()
     if not (ROOT / "data" / "splits" / "train.parquet").is_file():
         raise SystemExit("data/splits is missing: run `make run` first")
@@ -189,62 +273,58 @@ def main() -> None:
         project = Path(tmp) / "project"
         project.mkdir()
         copy_project(project)
-        shutil.copytree(ROOT / "data" / "splits", project / "data" / "splits")
         env = isolated_env(Path(tmp), stage_server=False)
         start_prefect_server(project, env)
         try:
-            for seed in range(args.seeds):
-                row = efficiency(project, env, seed, args.trials, args.epochs)
-                results["efficiency"].append(row)
-                ratio = "never reached" if row["ratio"] is None else f"{row['ratio']:.2f}"
-                print(
-                    f"seed {seed}: peer best dev accuracy {row['peer_best']:.4f} after "
-                    f"{row['peer_epochs']} epochs ({row['peer_epochs_to_its_best']} up to its best trial); "
-                    "ours reached it after "
-                    f"{row['ours_epochs_to_bar']} epochs (ratio {ratio}, target <= 0.33); ours best "
-                    f"{row['ours_best']:.4f} in {row['ours_epochs_total']} epochs, {row['pruned']} pruned",
-                    flush=True,
-                )
-            timings = {}
-            for workers in (1, 2):
-                started = time.perf_counter()
-                summary, trials = run_sweep(
-                    project,
-                    env,
+            for task in args.tasks.split(",") if args.seeds else []:
+                use_task(project, task)
+                for seed in range(args.seeds):
+                    row = efficiency(project, env, seed, args.rounds, args.trials, args.epochs)
+                    results["efficiency"].append({"task": task, **row})
+                    ratio = "never reached" if row["ratio"] is None else f"{row['ratio']:.2f}"
+                    print(
+                        f"{task} seed {seed}: peer best dev accuracy {row['peer_best']:.4f} after "
+                        f"{row['peer_epochs']} epochs ({row['peer_epochs_to_its_best']} up to its best "
+                        f"trial); ours reached it after {row['ours_epochs_to_bar']} epochs (ratio {ratio}, "
+                        f"target <= 0.33); ours best {row['ours_best']:.4f} in {row['ours_epochs_total']} "
+                        f"epochs, {row['pruned']} pruned",
+                        flush=True,
+                    )
+            if not args.throughput:
+                return print(json.dumps(results, default=str))
+            use_task(project, "default")
+            pairs = []
+            for repeat in range(args.repeats):  # interleaved: a burst of other work hits both sides
+                timings = {}
+                for workers in (1, 2):
+                    timings[workers] = throughput_run(project, env, args, workers, repeat)
+                    row = timings[workers]
+                    print(
+                        f"repeat {repeat}, {workers} worker(s): {row['trials']} trials in "
+                        f"{row['span_s']:.1f} s (flow {row['wall_s']:.1f} s, stage process "
+                        f"{row['stage_s']:.1f} s), training inside trials {row['training_s']:.1f} s",
+                        flush=True,
+                    )
+                one, two = timings[1], timings[2]
+                pairs.append(
                     {
-                        "seed": 100 + workers,
-                        "rounds": 1,
-                        "trials": 8,
-                        "epochs": args.epochs,
-                        "pruner": "none",
-                        "workers": workers,
-                    },
+                        "timings": timings,
+                        "speedup_span": one["span_s"] / two["span_s"],
+                        "speedup_flow": one["wall_s"] / two["wall_s"],
+                        "overhead_per_trial_s": (one["span_s"] - one["training_s"]) / one["trials"],
+                    }
                 )
-                stage_s = time.perf_counter() - started
-                trial_span, training = span(trials, summary)
-                timings[workers] = {
-                    "span_s": trial_span,
-                    "training_s": training,
-                    "stage_s": stage_s,
-                    "wall_s": summary["wall_s"],
-                }
-                print(
-                    f"{workers} worker(s): 8 trials in {trial_span:.1f} s (flow {summary['wall_s']:.1f} s, "
-                    f"stage process {stage_s:.1f} s), training inside trials {training:.1f} s",
-                    flush=True,
-                )
-            one, two = timings[1], timings[2]
-            results["throughput"] = {
-                "timings": timings,
-                "speedup_span": one["span_s"] / two["span_s"],
-                "speedup_flow": one["wall_s"] / two["wall_s"],
-                "overhead_per_trial_s": (one["span_s"] - one["training_s"]) / 8,
+            summary = {
+                key: float(np.median([pair[key] for pair in pairs]))
+                for key in ("speedup_span", "speedup_flow", "overhead_per_trial_s")
             }
-            done = results["throughput"]
+            results["throughput"] = {"repeats": pairs, "median": summary}
+            each = ", ".join(f"{pair['speedup_span']:.2f}x" for pair in pairs)
             print(
-                f"throughput 2 workers / 1 worker: {done['speedup_span']:.2f}x over the trials, "
-                f"{done['speedup_flow']:.2f}x with the pool start (target >= 1.7)\n"
-                f"overhead per trial (1 worker): {done['overhead_per_trial_s']:.3f} s (target < 0.5)",
+                f"throughput 2 workers / 1 worker: median {summary['speedup_span']:.2f}x over the trials "
+                f"({each}), {summary['speedup_flow']:.2f}x with the pool start (target >= 1.7)\n"
+                f"overhead per trial (1 worker): median {summary['overhead_per_trial_s']:.3f} s "
+                "(target < 0.5)",
                 flush=True,
             )
         finally:

@@ -241,10 +241,17 @@ def configure(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     return dataclasses.replace(base, **changes)
 
 
+def trial_cost(config: TrainConfig, n_train: int) -> float:
+    """A trial's relative training time: its optimizer steps, weighted by layer width. For small
+    networks the fixed cost of a step dominates, so the width term only breaks ties."""
+    steps = config.epochs * math.ceil(n_train / config.batch_size)
+    return steps * (1 + sum(config.hidden_units) / 1000)
+
+
 def best_share(scores: Sequence[float], zoom: float, higher_is_better: bool = True) -> list[int]:
-    """Indices of the best `zoom` share of `scores` (at least two, or all when fewer)."""
+    """Indices of the best `zoom` share of `scores` (at least two, or all when fewer), best first."""
     count = min(len(scores), max(2, math.ceil(zoom * len(scores))))
-    order = np.argsort(scores)
+    order = np.argsort(scores, kind="stable")
     return [int(i) for i in (order[::-1] if higher_is_better else order)[:count]]
 
 

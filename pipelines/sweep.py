@@ -12,17 +12,22 @@ metrics/sweep_trials.csv and models/sweep_best.keras.
 from __future__ import annotations
 
 import functools
+import math
+import multiprocessing
 import os
 import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 from components import sweep
 from components.evaluation import METRICS, Candidate, metric, select
+from components.training import TrainConfig
 from pipelines import tracking
 from pipelines.artifacts import (
     SWEEP,
@@ -44,11 +49,21 @@ def storage_url(params: Params) -> str:
     return params.sweep.storage or f"sqlite:///{(SWEEP_DIR / 'study.db').resolve()}"
 
 
-def limit_threads(threads: int) -> None:
-    """Give this worker process `threads` cores: TensorFlow's pools and BLAS, set before TF starts."""
+def limit_threads(threads: int, slots: Any = None) -> None:
+    """Give this worker process `threads` cores: TensorFlow's pools and BLAS, set before TF starts. With
+    `slots` (a shared counter of the pool's workers), the process is also pinned to its own `threads`
+    cores, so two workers never share one while another sits idle."""
     for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if slots is not None and hasattr(os, "sched_setaffinity"):
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        cores = sorted(os.sched_getaffinity(0))
+        share = len(cores) // threads
+        if share > 1:  # more than one worker fits: each takes its own cores (round robin beyond)
+            first = (slot % share) * threads
+            os.sched_setaffinity(0, cores[first : first + threads])
     from pipelines.runtime import configure_environment
 
     configure_environment()
@@ -59,6 +74,11 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow already started in this process: it keeps its pools
         pass
+    # What a trial imports, once per worker rather than inside its first trial.
+    import keras  # noqa: F401
+    import optuna  # noqa: F401
+
+    import pipelines.evaluate  # noqa: F401
 
 
 @functools.lru_cache(maxsize=2)
@@ -87,7 +107,7 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     started_at, started = time.time(), time.perf_counter()
     arrays, classes = _data(params, root)
     options = params.sweep
-    study = _study(study_name, storage_url(params))
+    study = _study(params, study_name)
     trial = optuna.trial.Trial(study, trial_id)
     config = sweep.configure(params.train, {**values, "epochs": options.epochs or params.train.epochs})
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
@@ -139,12 +159,18 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     return outcome
 
 
-@functools.lru_cache(maxsize=4)
-def _study(study_name: str, url: str):
-    """The study, opened once per worker process."""
-    import optuna
+def _study(params: Params, study_name: str):
+    """The study, opened once per worker process, with the sweep's pruner (a loaded study otherwise gets
+    Optuna's default, a median pruner with no warm-up)."""
+    key = (study_name, storage_url(params), params.sweep.pruning, params.sweep.epochs or params.train.epochs)
+    if key not in _STUDIES:
+        import optuna
 
-    return optuna.load_study(study_name=study_name, storage=url)
+        _STUDIES[key] = optuna.load_study(study_name=study_name, storage=key[1], pruner=_pruner(params))
+    return _STUDIES[key]
+
+
+_STUDIES: dict[tuple, Any] = {}
 
 
 def trial_model(study_name: str, number: int) -> Path:
@@ -159,7 +185,10 @@ def _pruner(params: Params):
     if options.pruning == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 5))
     if options.pruning == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 9), reduction_factor=3)
+        # Rungs at a ninth and a third of the epochs: the last one saves two thirds of a trial.
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, math.ceil(epochs / 9)), reduction_factor=3
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -172,8 +201,10 @@ def _task_runner(params: Params):
     from prefect.task_runners import ProcessPoolTaskRunner
 
     workers = 1 if options.mode == "panda" else options.workers
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return ProcessPoolTaskRunner(max_workers=workers, initializer=limit_threads, initargs=(threads,))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    slots = multiprocessing.get_context("spawn").Value("i", 0)  # Prefect's pool spawns its workers
+    return ProcessPoolTaskRunner(max_workers=workers, initializer=limit_threads, initargs=(threads, slots))
 
 
 def open_study(params: Params, space: sweep.SearchSpace):
@@ -220,21 +251,22 @@ def _finished(study, round_number: int | None = None) -> list:
 
 def _box(study, space: sweep.SearchSpace, round_number: int, params: Params) -> sweep.SearchSpace:
     """Round 1 samples the whole space; each later round the box around the best `zoom` share of the
-    completed trials so far. Stored in the study, so a resumed round samples the same box."""
-    from optuna.trial import TrialState
-
+    trials so far, by their last dev metric (a pruned trial's too: one stopped late may be the better
+    configuration, and one stopped early rarely scores high). Stored in the study, so a resumed round
+    samples the same box."""
     key = f"box_{round_number}"
     if key in study.user_attrs:
         return sweep.SearchSpace.from_params(study.user_attrs[key])
     box = space
-    if round_number > 1:
-        done = [t for t in _finished(study) if t.state == TrialState.COMPLETE]
-        if len(done) >= 2:
-            higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
-            best = sweep.best_share([t.value for t in done], params.sweep.zoom, higher)
-            box = _box(study, space, round_number - 1, params).zoom(
-                [done[i].user_attrs["values"] for i in best]
-            )
+    done = _finished(study)
+    if round_number > 1 and len(done) >= 2:
+        outcomes = [t.user_attrs["outcome"] for t in done]
+        best = sweep.best_share(
+            [o["curve"][-1] for o in outcomes],
+            params.sweep.zoom,
+            METRICS[params.evaluate.optimizing_metric].higher_is_better,
+        )
+        box = _box(study, space, round_number - 1, params).zoom([outcomes[i]["values"] for i in best])
     study.set_user_attr(key, box.to_dict())
     return box
 
@@ -242,6 +274,7 @@ def _box(study, space: sweep.SearchSpace, round_number: int, params: Params) -> 
 @flow(name="sweep")
 def sweep_flow(params: Params) -> dict:
     import optuna
+    import pyarrow.parquet as pq
 
     logger = get_run_logger()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -249,6 +282,12 @@ def sweep_flow(params: Params) -> dict:
     space = sweep.SearchSpace.from_params(options.space, options.focus)
     study = open_study(params, space)
     root = str(Path.cwd())
+    n_train = pq.ParquetFile(split_path("train")).metadata.num_rows
+    epochs = options.epochs or params.train.epochs
+
+    def configure(values: dict) -> TrainConfig:
+        return sweep.configure(params.train, {**values, "epochs": epochs})
+
     started = time.perf_counter()
     rounds = []
     with _task_runner(params) as runner:
@@ -257,35 +296,48 @@ def sweep_flow(params: Params) -> dict:
             done = len(_finished(study, round_number))
             sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
             study.sampler = sampler
-            futures = []
+            asked = []
             for _ in range(options.trials - done):
                 trial = study.ask(box.distributions())
                 values = box.values(trial.params)
                 trial.set_user_attr("round", round_number)
                 trial.set_user_attr("values", values)
-                # Optuna's public API has no way to reopen a trial by number in another process.
-                futures.append(
-                    runner.submit(
-                        run_trial,
-                        {
-                            "params": params,
-                            "root": root,
-                            "study_name": study.study_name,
-                            "trial_id": trial._trial_id,
-                            "number": trial.number,
-                            "values": values,
-                        },
-                    )
-                )
+                asked.append((trial, values))
+            # Longest first: the workers then finish the round together instead of one waiting on a
+            # long trial that started last.
+            # Longest first, handed out one per free worker: the workers then finish the round together
+            # instead of one waiting on a long trial that started last. (The process pool resolves
+            # submissions on threads, so submitting all at once loses their order.)
+            asked.sort(key=lambda pair: -sweep.trial_cost(configure(pair[1]), n_train))
             logger.info(
                 "round %d/%d: %d trials (%d done before), box %s",
                 round_number,
                 options.rounds,
-                len(futures),
+                len(asked),
                 done,
                 box.to_dict(),
             )
-            for future in futures:
+            slots = len(asked) if options.dask_address else max(1, options.workers)
+            running: set = set()
+            while asked or running:
+                while asked and len(running) < slots:
+                    trial, values = asked.pop(0)
+                    # Optuna's public API has no way to reopen a trial by number in another process.
+                    running.add(
+                        runner.submit(
+                            run_trial,
+                            {
+                                "params": params,
+                                "root": root,
+                                "study_name": study.study_name,
+                                "trial_id": trial._trial_id,
+                                "number": trial.number,
+                                "values": values,
+                            },
+                        )
+                    )
+                future = next(as_completed(list(running)))
+                running.remove(future)
                 outcome = future.result()
                 logger.info(
                     "trial %d %s after %d epochs: dev %s %.4f",

@@ -130,6 +130,23 @@ def test_best_share():
     assert best_share([0.1, 0.9, 0.5, 0.7], 0.25, higher_is_better=False) == [0, 2]
 
 
+@pytest.mark.parametrize(
+    "pruner, kind",
+    [("halving", "SuccessiveHalvingPruner"), ("median", "MedianPruner"), ("none", "NopPruner")],
+)
+def test_workers_open_the_study_with_the_sweeps_pruner(tmp_path, pruner, kind):
+    import optuna
+
+    from pipelines import sweep as stage
+    from pipelines.params import Params
+
+    params = Params.model_validate(
+        {"sweep": {"pruner": pruner, "storage": f"sqlite:///{tmp_path / 'study.db'}"}}
+    )
+    optuna.create_study(study_name="s", storage=params.sweep.storage)
+    assert type(stage._study(params, "s").pruner).__name__ == kind
+
+
 def test_a_pruned_trial_stops_where_it_was_told_and_reports_each_epoch():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 4)).astype(np.float32)
