@@ -1,0 +1,142 @@
+"""Error analysis, as the seeds do it by hand: take the dev examples the model got wrong, tag each one,
+count the tags, and read off the ceiling each tag gives ("fixing every one of these would take dev error
+from 10.0% to 9.5%"). Also the tags themselves (confusion pair, low confidence, image content) and the
+examples whose label is likely wrong (confident learning, with cleanlab).
+
+Pure functions on arrays and frames; no model, no files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+# The 3x3 Laplacian, applied within each image only (a leading axis of 1 keeps images apart).
+_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)[None]
+
+
+def image_measures(images: np.ndarray) -> pd.DataFrame:
+    """Per image of `images` (n, height, width), intensities in [0, 1]: sharpness (variance of the
+    Laplacian; low means blurry), brightness (mean), contrast (standard deviation) and noise (standard
+    deviation of what a 3x3 median filter removes)."""
+    from scipy import ndimage
+
+    images = _as_images(images)
+    laplacian = ndimage.convolve(images, _LAPLACIAN, mode="nearest")
+    residual = images - ndimage.median_filter(images, size=(1, 3, 3), mode="nearest")
+    return pd.DataFrame(
+        {
+            "sharpness": laplacian.var(axis=(1, 2)),
+            "brightness": images.mean(axis=(1, 2)),
+            "contrast": images.std(axis=(1, 2)),
+            "noise": residual.std(axis=(1, 2)),
+        }
+    )
+
+
+def image_tags(images: np.ndarray, reference: np.ndarray, quantile: float = 0.1) -> pd.DataFrame:
+    """Content tags of `images` (n, height, width), bool, one column each: blurry, dark, low_contrast
+    (measure below the `quantile` of the same measure on `reference`, e.g. the train images) and noisy
+    (above its 1 - `quantile`)."""
+    if not 0 < quantile < 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
+    found, usual = image_measures(images), image_measures(reference)
+    low, high = usual.quantile(quantile), usual.quantile(1 - quantile)
+    return pd.DataFrame(
+        {
+            "blurry": found["sharpness"] < low["sharpness"],
+            "dark": found["brightness"] < low["brightness"],
+            "low_contrast": found["contrast"] < low["contrast"],
+            "noisy": found["noise"] > high["noise"],
+        }
+    )
+
+
+def confusion_pairs(y_true: np.ndarray, y_pred: np.ndarray) -> pd.Series:
+    """'true->predicted' for each misclassified example, '' for the others; y_true, y_pred (n,) int."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    pairs = pd.Series([f"{t}->{p}" for t, p in zip(y_true, y_pred, strict=True)], dtype="string")
+    return pairs.where(y_true != y_pred, "")
+
+
+def low_confidence(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(n,) bool: the model's top probability is below `threshold`; probabilities (n, classes)."""
+    return np.asarray(probabilities).max(axis=1) < threshold
+
+
+def one_hot(tags: pd.DataFrame) -> pd.DataFrame:
+    """Boolean tag columns as they are; any other column (a source, a confusion pair, a user's tag) as
+    one bool column per value, named 'column=value' (empty values are no tag)."""
+    columns = {}
+    for name in tags.columns:
+        values = tags[name]
+        if values.dtype == bool:
+            columns[name] = values.to_numpy()
+            continue
+        for value in sorted(set(values.dropna().astype(str)) - {""}):
+            columns[f"{name}={value}"] = (values.astype(str) == value).to_numpy()
+    return pd.DataFrame(columns, index=tags.index)
+
+
+def tag_table(tags: pd.DataFrame, wrong: np.ndarray) -> pd.DataFrame:
+    """The error-analysis table. tags: one row per dev example (n rows), columns as `one_hot` takes them;
+    wrong: (n,) bool, misclassified. One row per tag: count (misclassified examples with the tag), share
+    (of all misclassified examples), ceiling (dev error if every one of them were fixed), and dev_error
+    (now). Sorted by ceiling, the most promising first; tags on no error are left out."""
+    wrong = np.asarray(wrong, dtype=bool)
+    if len(wrong) != len(tags):
+        raise ValueError(f"tags has {len(tags)} rows but wrong has {len(wrong)}")
+    flags = one_hot(tags)
+    errors, n = int(wrong.sum()), len(wrong)
+    counts = flags[wrong].sum().astype(int)
+    table = pd.DataFrame(
+        {
+            "tag": counts.index,
+            "count": counts.to_numpy(),
+            "share": counts.to_numpy() / max(errors, 1),
+            "ceiling": (errors - counts.to_numpy()) / max(n, 1),
+            "dev_error": errors / max(n, 1),
+        }
+    )
+    table = table[table["count"] > 0]
+    return table.sort_values(["ceiling", "tag"]).reset_index(drop=True)
+
+
+def out_of_fold_probabilities(
+    fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """(n, classes) probabilities for each row of x (n, features) from a model that never saw it:
+    stratified K-fold, `fit_predict(x_fit, y_fit, x_held_out)` returning (len(x_held_out), classes)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    probabilities: np.ndarray | None = None
+    for fit, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        found = np.asarray(fit_predict(x[fit], y[fit], x[held_out]))
+        if probabilities is None:
+            probabilities = np.zeros((len(x), found.shape[1]))
+        probabilities[held_out] = found
+    assert probabilities is not None
+    return probabilities
+
+
+def label_issues(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Indices of the examples whose given label is likely wrong, the likeliest first: confident learning
+    (cleanlab's find_label_issues) on out-of-sample `probabilities` (n, classes); labels (n,) int."""
+    from cleanlab.filter import find_label_issues
+
+    return find_label_issues(
+        np.asarray(labels), np.asarray(probabilities), return_indices_ranked_by="self_confidence"
+    )
+
+
+def _as_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, height, width), got shape {images.shape}")
+    return images
