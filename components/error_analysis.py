@@ -130,8 +130,12 @@ def label_issues(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     (cleanlab's find_label_issues) on out-of-sample `probabilities` (n, classes); labels (n,) int."""
     from cleanlab.filter import find_label_issues
 
+    # n_jobs=1: its default forks a pool, and forking a process that runs TensorFlow is unsafe.
     return find_label_issues(
-        np.asarray(labels), np.asarray(probabilities), return_indices_ranked_by="self_confidence"
+        np.asarray(labels),
+        np.asarray(probabilities),
+        return_indices_ranked_by="self_confidence",
+        n_jobs=1,
     )
 
 

@@ -112,6 +112,21 @@ def confusion_figure(
     return figure
 
 
+def error_gallery_figure(images: np.ndarray, captions: Sequence[str], columns: int = 8) -> Figure:
+    """A grid of `images` (n, height, width), intensities in [0, 1], each with its caption (true ->
+    predicted, tags): the worst dev errors, to look at."""
+    images = np.asarray(images)
+    rows = max(1, -(-len(images) // columns))
+    figure = _figure(1.3 * columns, 1.55 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, caption in zip(axes, images, captions, strict=False):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=6)
+    return figure
+
+
 def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str], metric: str) -> Figure:
     """Left: the dev metric of each trial against its learning rate (log axis), pruned trials hollow.
     Right: parallel coordinates, one line per trial across every searched hyperparameter (each axis

@@ -252,16 +252,19 @@ def train(
     return model, {name: [float(v) for v in values] for name, values in history.history.items()}
 
 
-def predict_classes(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(n,) int: the most probable class of each row of x (n, features), `chunk` rows per call."""
+def predict_probabilities(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(n, classes) float: the model's class probabilities for each row of x (n, features), `chunk` rows
+    per call."""
     import keras
 
     # Calling the model directly skips the data pipeline `predict` builds on every call: a sweep scores
     # dev after each epoch, and for small dev sets that pipeline cost more than the training step.
-    return np.concatenate(
-        [
-            np.argmax(keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)), axis=1)
-            for i in range(0, len(x), chunk)
-        ]
-        or [np.zeros(0, dtype=np.int64)]
-    )
+    parts = [
+        keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, int(model.output_shape[-1])), np.float32)
+
+
+def predict_classes(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(n,) int: the most probable class of each row of x (n, features)."""
+    return np.argmax(predict_probabilities(model, x, chunk), axis=1)

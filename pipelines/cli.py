@@ -27,7 +27,18 @@ from pathlib import Path
 from pipelines.errors import UserError
 from pipelines.runtime import configure_environment, project_root, script
 
-STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "sweep", "improve", "report")
+STAGES = (
+    "ingest",
+    "validate",
+    "split",
+    "train",
+    "evaluate",
+    "diagnose",
+    "analyze",
+    "sweep",
+    "improve",
+    "report",
+)
 
 
 def _fraction(text: str) -> float:

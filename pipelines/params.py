@@ -46,6 +46,7 @@ class DataParams(_Section):
     labels: list[int] | None = None
     weight_column: str | None = None
     annotator_columns: list[str] = Field(default_factory=list)
+    tag_columns: list[str] = Field(default_factory=list)
     feature_range: tuple[float, float] = (0.0, 1.0)
 
     @field_validator("path")
@@ -128,6 +129,23 @@ class DiagnoseParams(_Section):
         return value
 
 
+class AnalyzeParams(_Section):
+    sample: int = Field(100, ge=1)
+    low_confidence: float = Field(0.5, gt=0, lt=1)
+    image_shape: tuple[int, int] | None = None
+    tag_quantile: float = Field(0.1, gt=0, lt=0.5)
+    label_folds: int = Field(5, ge=0)
+    gallery: int = Field(16, ge=0)
+    seed: int = 0
+
+    @field_validator("label_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("label_folds must be 0 (skip train) or at least 2")
+        return value
+
+
 class ImproveParams(_Section):
     max_iterations: int = Field(3, ge=0)
     trials: int = Field(4, ge=1)
@@ -175,6 +193,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateParams = EvaluateParams()
     diagnose: DiagnoseParams = DiagnoseParams()
+    analyze: AnalyzeParams = AnalyzeParams()
     improve: ImproveParams = ImproveParams()
     sweep: SweepParams = SweepParams()
     mlflow: MlflowParams = MlflowParams()

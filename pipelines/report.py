@@ -13,12 +13,17 @@ from components import diagnosis, report
 from components.evaluation import confusion_matrix
 from pipelines import tracking
 from pipelines.artifacts import (
+    ANALYZE,
     CONFUSION_DEV,
     DIAGNOSIS,
+    ERROR_GALLERY,
+    ERROR_SAMPLE,
+    ERROR_TABLE,
     EVALUATION,
     IMPROVE,
     MODEL,
     RAW_DATA,
+    RELABEL_QUEUE,
     REPORT,
     SPLIT,
     SWEEP,
@@ -97,6 +102,7 @@ def log_to_mlflow(
     history: pd.DataFrame,
     figures: dict[str, bytes],
     sweep: dict | None = None,
+    analysis: dict | None = None,
 ) -> str:
     metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
     metrics["human_level_error"] = found["human_level_error"]
@@ -109,6 +115,13 @@ def log_to_mlflow(
     metrics.update(split_metrics(split))
     metrics["improve/final_dev_metric"] = improve["final_dev_metric"]
     metrics["improve/iterations"] = len(improve["iterations"])
+    if analysis:
+        # MLflow names allow neither '=' nor '>': 'confusion=3->8' is logged as 'confusion:3 to 8'.
+        names = {row["tag"]: row["tag"].replace("=", ":").replace("->", " to ") for row in analysis["tags"]}
+        metrics.update(
+            {f"error_analysis/{names[row['tag']]}/share": row["share"] for row in analysis["tags"]}
+        )
+        metrics["label_issues/dev_share"] = analysis["label_issues"]["dev_share_of_errors"]
     if sweep and sweep["best"]:
         metrics.update(
             {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
@@ -129,7 +142,13 @@ def log_to_mlflow(
             metrics,
             curves,
             tags,
-            artifacts={"report": REPORT, "plots": Path(plots), "metrics": Path("metrics"), "model": MODEL},
+            artifacts={
+                "report": REPORT,
+                "plots": Path(plots),
+                "metrics": Path("metrics"),
+                "model": MODEL,
+                "error_analysis": [ERROR_TABLE, ERROR_SAMPLE, RELABEL_QUEUE, ERROR_GALLERY],
+            },
         )
 
 
@@ -164,6 +183,7 @@ def report_flow(params: Params) -> dict:
         }
     )
     write_text(REPORT, html)
-    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures, sweep)
+    analysis = read_json(ANALYZE, "analyze") if ANALYZE.is_file() else None
+    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures, sweep, analysis)
     get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
     return {"report": str(REPORT), "mlflow_run_id": run_id}

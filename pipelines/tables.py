@@ -10,9 +10,9 @@ from pipelines.params import DataParams
 
 
 def key_columns(data: DataParams) -> list[str]:
-    """The columns that are not features: id, source, label, example weight, annotators' labels."""
+    """The columns that are not features: id, source, label, example weight, annotators' labels, tags."""
     named = (data.id_column, data.source_column, data.label_column, data.weight_column)
-    return [c for c in named if c] + list(data.annotator_columns)
+    return [c for c in named if c] + list(data.annotator_columns) + list(data.tag_columns)
 
 
 def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,19 +116,20 @@ def log_pipeline_run(
     metrics: Mapping[str, float],
     curves: Mapping[str, Iterable[float]],
     tags: Mapping[str, str],
-    artifacts: Mapping[str, Path],
+    artifacts: Mapping[str, Path | Sequence[Path]],
 ) -> str:
     """Log one execution into its parent run and mark it finished; returns the run id.
 
-    curves: per-epoch series, logged with step = epoch. artifacts: {artifact folder: file or directory}.
+    curves: per-epoch series, logged with step = epoch. artifacts: {artifact folder: files or directories}.
     """
     client, run_id = parent_run(experiment, execution)
     _log_batch(client, run_id, params, metrics, tags, curves)
-    for folder, path in artifacts.items():
-        if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder)
-        elif path.is_file():
-            client.log_artifact(run_id, str(path), folder)
+    for folder, paths in artifacts.items():
+        for path in [paths] if isinstance(paths, Path) else paths:
+            if path.is_dir():
+                client.log_artifacts(run_id, str(path), folder)
+            elif path.is_file():
+                client.log_artifact(run_id, str(path), folder)
     client.set_terminated(run_id, "FINISHED")
     return run_id
 

@@ -25,6 +25,7 @@ FAST_PARAMS = {
     "evaluate": {"latency_calls": 20},
     "improve": {"max_iterations": 2, "trials": 1},
     "sweep": {"rounds": 1, "trials": 2, "workers": 1},
+    "analyze": {"label_folds": 2},
 }
 
 

@@ -70,6 +70,23 @@ def test_whole_pipeline_writes_the_contracts(ran):
     )
     assert artifacts.IMPROVED_MODEL.is_file()
 
+    analysis = json.loads(artifacts.ANALYZE.read_text())
+    assert analysis["dev_error"] == pytest.approx(evaluation["errors"]["dev"])
+    table = pd.read_csv(artifacts.ERROR_TABLE)
+    assert list(table["ceiling"]) == sorted(table["ceiling"])  # most promising first
+    assert (table["ceiling"] == (analysis["dev_errors"] - table["count"]) / analysis["dev_size"]).all()
+    phone = table.set_index("tag").loc["source=phone"]
+    assert phone["share"] == 1.0  # dev is all phone: every error carries the tag
+    assert {"blurry", "dark", "low_contrast", "noisy"} & set(table["tag"])
+    queue = pd.read_csv(artifacts.RELABEL_QUEUE)
+    assert set(queue["split"]) <= {"train", "dev", "test"}
+    assert {name: int((queue["split"] == name).sum()) for name in ("train", "dev", "test")} == {
+        name: analysis["label_issues"][name] for name in ("train", "dev", "test")
+    }
+    looked = pd.read_csv(artifacts.ERROR_SAMPLE)
+    assert (~looked["correct"]).sum() == min(100, analysis["dev_errors"]) and looked["correct"].sum() > 0
+    assert artifacts.ERROR_GALLERY.stat().st_size > 0
+
     split = json.loads(artifacts.SPLIT.read_text())
     assert sum(split["sizes"].values()) == 1797
     assert split["sizes_by_source"]["dev"] == {"phone": split["sizes"]["dev"]}
@@ -123,11 +140,13 @@ def test_the_execution_is_one_mlflow_run(ran):
         "accuracy/dev",
         "latency_p95_ms",
         "model_size_mb",
+        "label_issues/dev_share",
+        "error_analysis/source:phone/share",
     ):
         assert name in run.data.metrics, name
     assert run.data.params["train.epochs"] == "3"
     artifacts_logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"report", "plots", "metrics", "model"} <= artifacts_logged
+    assert {"report", "plots", "metrics", "model", "error_analysis"} <= artifacts_logged
 
 
 def test_same_params_same_metrics(ran):

@@ -81,5 +81,17 @@ def test_planted_label_flips_are_found_as_cleanlab_finds_them():
     hits = len(set(found) & set(flipped))
     assert hits / len(flipped) >= 0.8  # recall
     assert hits / len(found) >= 0.5  # precision
-    direct = find_label_issues(noisy, probabilities, return_indices_ranked_by="self_confidence")
+    direct = find_label_issues(noisy, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
     assert list(found) == list(direct)
+
+
+def test_the_stage_refuses_an_image_shape_that_does_not_fit_the_features():
+    from pipelines.analyze import dev_tags
+    from pipelines.errors import UserError
+    from pipelines.params import Params
+
+    params = Params.model_validate({"analyze": {"image_shape": [5, 5]}})
+    dev = pd.DataFrame({"id": ["a", "b"], "source": ["phone"] * 2, "label": [0, 1]})
+    x = np.zeros((2, 64), np.float32)
+    with pytest.raises(UserError, match=r"analyze.image_shape \[5, 5\] holds 25 values, but the data has 64"):
+        dev_tags(params, dev, x, x, np.full((2, 2), 0.5))

@@ -1,0 +1,223 @@
+"""Stage `analyze`: error analysis of the dev set, as the seeds do it by hand. Every misclassified dev
+example is tagged (confusion pair, low confidence, source, image content, the data's own tag columns); the
+tags are counted with the ceiling each offers; likely wrong labels are ranked by confident learning on
+out-of-sample probabilities (train by K-fold, dev and test by the trained model, which never saw them).
+
+Writes metrics/analyze.json, reports/error_analysis.csv, reports/dev_errors.csv (a sample of the errors and
+of the right answers, for a person to look at), reports/relabel_queue.csv and reports/error_gallery.png.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger
+
+from components import error_analysis
+from components.report import error_gallery_figure, png_bytes
+from components.training import predict_probabilities, train
+from pipelines.artifacts import (
+    ANALYZE,
+    ERROR_GALLERY,
+    ERROR_SAMPLE,
+    ERROR_TABLE,
+    RELABEL_QUEUE,
+    atomic_output,
+    read_frame,
+    split_path,
+    write_frame,
+    write_json,
+)
+from pipelines.errors import UserError
+from pipelines.evaluate import load_model
+from pipelines.params import Params
+from pipelines.tables import feature_columns, xy
+
+
+def dev_tags(
+    params: Params, dev: pd.DataFrame, x_dev: np.ndarray, x_train: np.ndarray, probabilities: np.ndarray
+) -> pd.DataFrame:
+    """One row per dev example: the tags error analysis counts."""
+    data, options = params.data, params.analyze
+    y = dev[data.label_column].to_numpy()
+    tags = pd.DataFrame(
+        {
+            "confusion": error_analysis.confusion_pairs(y, probabilities.argmax(axis=1)).to_numpy(),
+            "low_confidence": error_analysis.low_confidence(probabilities, options.low_confidence),
+        }
+    )
+    if data.source_column:
+        tags["source"] = dev[data.source_column].astype(str).to_numpy()
+    if options.image_shape:
+        shape = (-1, *options.image_shape)
+        if x_dev.shape[1] != int(np.prod(options.image_shape)):
+            raise UserError(
+                f"params.yaml analyze.image_shape {list(options.image_shape)} holds "
+                f"{int(np.prod(options.image_shape))} values, but the data has {x_dev.shape[1]} features; "
+                "set it to the images' shape, or null for data that is not images"
+            )
+        content = error_analysis.image_tags(
+            x_dev.reshape(shape), x_train.reshape(shape), options.tag_quantile
+        )
+        tags = pd.concat([tags, content], axis=1)
+    for column in data.tag_columns:
+        tags[column] = dev[column].astype("string").fillna("").to_numpy()
+    return tags
+
+
+def train_probabilities(params: Params, x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+    """Out-of-fold probabilities on train: the train config fitted on K-1 folds, scoring the last."""
+
+    def fit_predict(x_fit: np.ndarray, y_fit: np.ndarray, x_held_out: np.ndarray) -> np.ndarray:
+        model, _ = train(params.train, x_fit, y_fit, classes)
+        return predict_probabilities(model, x_held_out)
+
+    return error_analysis.out_of_fold_probabilities(
+        fit_predict, x, y, params.analyze.label_folds, params.analyze.seed
+    )
+
+
+def relabel_queue(params: Params, frames: dict, probabilities: dict) -> pd.DataFrame:
+    """Likely wrong labels of each split, likeliest first within a split: id, split, the given label, the
+    model's label and the probability it gives the given one."""
+    data, rows = params.data, []
+    for name, found in probabilities.items():
+        labels = frames[name][data.label_column].to_numpy()
+        for rank, i in enumerate(error_analysis.label_issues(labels, found), 1):
+            rows.append(
+                {
+                    "split": name,
+                    "rank": rank,
+                    "id": frames[name][data.id_column].iloc[i],
+                    "label": int(labels[i]),
+                    "suggested": int(found[i].argmax()),
+                    "p_label": float(found[i, labels[i]]),
+                }
+            )
+    columns = ["split", "rank", "id", "label", "suggested", "p_label"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def looked_at(
+    params: Params, dev: pd.DataFrame, tags: pd.DataFrame, probabilities: np.ndarray, flagged: set
+) -> pd.DataFrame:
+    """A random sample of the misclassified dev examples and as many classified right, with their tags:
+    the second catches wrong labels the model agreed with."""
+    data, options = params.data, params.analyze
+    y = dev[data.label_column].to_numpy()
+    predicted = probabilities.argmax(axis=1)
+    rng = np.random.default_rng(options.seed)
+    flags = _flags(tags)
+    picked = []
+    for right in (False, True):
+        pool = np.flatnonzero((predicted == y) == right)
+        picked.extend(rng.choice(pool, size=min(options.sample, len(pool)), replace=False).tolist())
+    return pd.DataFrame(
+        {
+            "id": dev[data.id_column].to_numpy()[picked],
+            "correct": predicted[picked] == y[picked],
+            "label": y[picked],
+            "predicted": predicted[picked],
+            "confidence": probabilities[picked].max(axis=1),
+            "likely_label_error": [dev[data.id_column].iloc[i] in flagged for i in picked],
+            "tags": [", ".join(flags.columns[flags.iloc[i].to_numpy()]) for i in picked],
+        }
+    )
+
+
+@flow(name="analyze")
+def analyze_flow(params: Params) -> dict:
+    logger = get_run_logger()
+    data, options = params.data, params.analyze
+    frames = {name: read_frame(split_path(name), "split") for name in ("train", "dev", "test")}
+    dev = frames["dev"]
+    if dev.empty:
+        raise UserError(f"{split_path('dev')}: no dev examples to analyze")
+    missing = [c for c in data.tag_columns if c not in dev.columns]
+    if missing:
+        raise UserError(f"params.yaml data.tag_columns: {missing} are not columns of {split_path('dev')}")
+    features = feature_columns(frames["train"], data)
+    arrays = {name: xy(frame, data, features) for name, frame in frames.items() if not frame.empty}
+    model = load_model()
+    classes = int(model.output_shape[-1])
+    probabilities = {
+        name: predict_probabilities(model, arrays[name][0]) for name in ("dev", "test") if name in arrays
+    }
+    if options.label_folds:
+        logger.info("out-of-fold probabilities on train: %d folds", options.label_folds)
+        probabilities["train"] = train_probabilities(params, *arrays["train"], classes)
+
+    tags = dev_tags(params, dev, arrays["dev"][0], arrays["train"][0], probabilities["dev"])
+    y_dev = arrays["dev"][1]
+    wrong = probabilities["dev"].argmax(axis=1) != y_dev
+    table = error_analysis.tag_table(tags, wrong)
+    queue = relabel_queue(params, frames, probabilities)
+    flagged_dev = set(queue.loc[queue["split"] == "dev", "id"])
+    dev_flagged = dev[data.id_column].isin(flagged_dev).to_numpy()
+    sample = looked_at(params, dev, tags, probabilities["dev"], flagged_dev)
+
+    write_frame(ERROR_TABLE, table)
+    write_frame(ERROR_SAMPLE, sample)
+    write_frame(RELABEL_QUEUE, queue)
+    _gallery(params, arrays["dev"][0], tags, probabilities["dev"], y_dev, wrong)
+    errors = int(wrong.sum())
+    payload = {
+        "dev_size": len(dev),
+        "dev_errors": errors,
+        "dev_error": errors / len(dev),
+        "tags": table.head(20).to_dict("records"),
+        "label_issues": {
+            **{name: int((queue["split"] == name).sum()) for name in probabilities},
+            "dev_share_of_errors": float((dev_flagged & wrong).sum() / max(errors, 1)),
+            "dev_among_correct": int((dev_flagged & ~wrong).sum()),
+        },
+        "sample": {"errors": int((~sample["correct"]).sum()), "correct": int(sample["correct"].sum())},
+    }
+    write_json(ANALYZE, payload)
+    for row in payload["tags"][:5]:
+        logger.info(
+            "%s: %d of %d dev errors (%.0f%%); fixing them all: dev error %.1f%% -> %.1f%%",
+            row["tag"],
+            row["count"],
+            errors,
+            100 * row["share"],
+            100 * row["dev_error"],
+            100 * row["ceiling"],
+        )
+    logger.info(
+        "likely wrong labels: %s; they explain %.0f%% of the dev errors (see %s)",
+        {name: payload["label_issues"][name] for name in probabilities},
+        100 * payload["label_issues"]["dev_share_of_errors"],
+        RELABEL_QUEUE,
+    )
+    return payload
+
+
+def _gallery(
+    params: Params,
+    x_dev: np.ndarray,
+    tags: pd.DataFrame,
+    probabilities: np.ndarray,
+    y: np.ndarray,
+    wrong: np.ndarray,
+) -> None:
+    """The worst dev errors (least probability on the true label) as an image grid; images only."""
+    options = params.analyze
+    if not options.image_shape or not options.gallery:
+        return
+    worst = np.flatnonzero(wrong)[np.argsort(probabilities[wrong, y[wrong]])][: options.gallery]
+    flags = _flags(tags)
+    captions = [
+        f"{y[i]} -> {probabilities[i].argmax()}\n" + ", ".join(flags.columns[flags.iloc[i].to_numpy()][:2])
+        for i in worst
+    ]
+    figure = error_gallery_figure(x_dev[worst].reshape(-1, *options.image_shape), captions)
+    with atomic_output(ERROR_GALLERY) as tmp:
+        tmp.write_bytes(png_bytes(figure))
+
+
+def _flags(tags: pd.DataFrame) -> pd.DataFrame:
+    """The tags to print beside an example: one bool column each, without the confusion pair (shown on
+    its own) and without tags every dev example has (the only source of a single-source dev set)."""
+    flags = error_analysis.one_hot(tags.drop(columns="confusion"))
+    return flags.loc[:, ~flags.all()]
