@@ -164,6 +164,9 @@ def report_flow(params: Params) -> dict:
     sweep = read_json(SWEEP, "sweep") if SWEEP.is_file() else None
     trials = read_frame(SWEEP_TRIALS, "sweep") if sweep and SWEEP_TRIALS.is_file() else None
     figures = draw_figures(found, history, confusion, evaluation["n_classes"], sweep, trials)
+    analysis = read_json(ANALYZE, "analyze") if ANALYZE.is_file() else None
+    if analysis and ERROR_GALLERY.is_file():
+        figures["error_gallery"] = ERROR_GALLERY.read_bytes()
     sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
     html = report.render_strategy_report(
         {
@@ -172,6 +175,7 @@ def report_flow(params: Params) -> dict:
             "split": split,
             "improve": improve,
             "sweep": sweep,
+            "analysis": analysis,
             "sources": sources,
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
@@ -183,7 +187,6 @@ def report_flow(params: Params) -> dict:
         }
     )
     write_text(REPORT, html)
-    analysis = read_json(ANALYZE, "analyze") if ANALYZE.is_file() else None
     run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures, sweep, analysis)
     get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
     return {"report": str(REPORT), "mlflow_run_id": run_id}

@@ -86,6 +86,8 @@ def test_whole_pipeline_writes_the_contracts(ran):
     looked = pd.read_csv(artifacts.ERROR_SAMPLE)
     assert (~looked["correct"]).sum() == min(100, analysis["dev_errors"]) and looked["correct"].sum() > 0
     assert artifacts.ERROR_GALLERY.stat().st_size > 0
+    page = artifacts.REPORT.read_text()
+    assert 'id="error-analysis"' in page and 'alt="worst dev errors"' in page
 
     split = json.loads(artifacts.SPLIT.read_text())
     assert sum(split["sizes"].values()) == 1797
