@@ -207,7 +207,7 @@ def efficiency(project: Path, env: dict, seed: int, rounds: int, trials: int, ep
     }
 
 
-def span(trials: list, summary: dict) -> tuple[float, float]:
+def span(trials: list) -> tuple[float, float]:
     """Seconds from the first trial's start (in its worker) to the last one's end; training inside them."""
     start = min(t.user_attrs["outcome"]["started_at"] for t in trials)
     end = max(t.datetime_complete.timestamp() for t in trials)
@@ -231,7 +231,7 @@ def throughput_run(project: Path, env: dict, args: argparse.Namespace, workers: 
             "workers": workers,
         },
     )
-    trial_span, training = span(trials, summary)
+    trial_span, training = span(trials)
     return {
         "trials": len(trials),
         "span_s": trial_span,

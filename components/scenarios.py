@@ -117,17 +117,22 @@ class _Pruned:
         w, b = self.hidden_weights
         return np.maximum(np.asarray(self.normalize(x)) @ w + b, 0)
 
+    def classes(self, h: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Classes (k, n) from activations h (n, units) under each of `masks` (k, units), keeping the
+        units where a mask is true, scaled up as dropout does."""
+        scaled = masks / masks.mean(axis=1, keepdims=True)
+        return ((h[None] * scaled[:, None, :]) @ self.out_w + self.out_b).argmax(axis=-1)
+
     def predict(self, h: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """Classes (n,) from activations h (n, units) with the units where `keep` (units,) is true."""
-        return np.argmax((h * keep / keep.mean()) @ self.out_w + self.out_b, axis=1)
+        return self.classes(h, keep[None])[0]
 
     def best(self, masks: np.ndarray, h: np.ndarray, y: np.ndarray, chunk: int = 1000) -> np.ndarray:
         """The mask among `masks` (k, units) with the fewest errors on (h, y), the first on ties."""
-        errors = []
-        for part in np.array_split(masks, max(1, len(masks) // chunk)):
-            scaled = part / part.mean(axis=1, keepdims=True)
-            logits = (h[None] * scaled[:, None, :]) @ self.out_w + self.out_b  # (chunk, n, classes)
-            errors.append((logits.argmax(axis=-1) != y[None]).sum(axis=1))
+        errors = [
+            (self.classes(h, part) != y[None]).sum(axis=1)
+            for part in np.array_split(masks, max(1, len(masks) // chunk))
+        ]
         return masks[int(np.argmin(np.concatenate(errors)))]
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from components.training import TrainConfig
+from components.training import TrainConfig, predict_classes, train
 
 if TYPE_CHECKING:
     import optuna
@@ -263,13 +263,16 @@ def fingerprint(*parts: Any) -> str:
 
 @dataclass
 class TrialResult:
-    """One trained trial: dev metric per epoch, whether it was pruned (stopped early as hopeless), the
-    epochs it trained, and its satisficing measures (empty when pruned)."""
+    """One trained trial: dev metric per epoch (one per epoch trained), whether it was pruned (stopped
+    early as hopeless), and its satisficing measures (empty when pruned)."""
 
     curve: list[float]
     pruned: bool
-    epochs: int
     measures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.curve)
 
     @property
     def dev_metric(self) -> float:
@@ -291,8 +294,6 @@ def run_trial(
     learning rate is halved whenever the dev metric has not improved for 3 epochs (the panda's care).
     Returns the model and its TrialResult."""
     import keras
-
-    from components.training import predict_classes, train
 
     curve: list[float] = []
     x_dev, y_dev = dev_xy
@@ -317,4 +318,4 @@ def run_trial(
             )
         )
     model, _ = train(config, *train_xy, n_classes, callbacks=callbacks)
-    return model, TrialResult(curve=curve, pruned=watch.pruned, epochs=len(curve))
+    return model, TrialResult(curve=curve, pruned=watch.pruned)

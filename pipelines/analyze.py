@@ -23,7 +23,6 @@ from pipelines.artifacts import (
     ERROR_TABLE,
     RELABEL_QUEUE,
     atomic_output,
-    read_frame,
     split_path,
     write_frame,
     write_json,
@@ -31,7 +30,7 @@ from pipelines.artifacts import (
 from pipelines.errors import UserError
 from pipelines.evaluate import load_model
 from pipelines.params import Params
-from pipelines.tables import feature_columns, xy
+from pipelines.tables import read_splits
 
 
 def dev_tags(
@@ -99,27 +98,30 @@ def relabel_queue(params: Params, frames: dict, probabilities: dict) -> pd.DataF
 
 
 def looked_at(
-    params: Params, dev: pd.DataFrame, tags: pd.DataFrame, probabilities: np.ndarray, flagged: set
+    params: Params,
+    dev: pd.DataFrame,
+    flags: pd.DataFrame,
+    probabilities: np.ndarray,
+    wrong: np.ndarray,
+    flagged: np.ndarray,
 ) -> pd.DataFrame:
-    """A random sample of the misclassified dev examples and as many classified right, with their tags:
-    the second catches wrong labels the model agreed with."""
+    """A random sample of the misclassified dev examples and as many classified right, with their tags
+    (`flags`, one bool column each) and whether their label looks wrong (`flagged`, (n,) bool): the right
+    answers catch wrong labels the model agreed with."""
     data, options = params.data, params.analyze
-    y = dev[data.label_column].to_numpy()
-    predicted = probabilities.argmax(axis=1)
     rng = np.random.default_rng(options.seed)
-    flags = _flags(tags)
     picked = []
     for right in (False, True):
-        pool = np.flatnonzero((predicted == y) == right)
+        pool = np.flatnonzero(wrong != right)
         picked.extend(rng.choice(pool, size=min(options.sample, len(pool)), replace=False).tolist())
     return pd.DataFrame(
         {
             "id": dev[data.id_column].to_numpy()[picked],
-            "correct": predicted[picked] == y[picked],
-            "label": y[picked],
-            "predicted": predicted[picked],
+            "correct": ~wrong[picked],
+            "label": dev[data.label_column].to_numpy()[picked],
+            "predicted": probabilities[picked].argmax(axis=1),
             "confidence": probabilities[picked].max(axis=1),
-            "likely_label_error": [dev[data.id_column].iloc[i] in flagged for i in picked],
+            "likely_label_error": flagged[picked],
             "tags": [", ".join(flags.columns[flags.iloc[i].to_numpy()]) for i in picked],
         }
     )
@@ -129,37 +131,36 @@ def looked_at(
 def analyze_flow(params: Params) -> dict:
     logger = get_run_logger()
     data, options = params.data, params.analyze
-    frames = {name: read_frame(split_path(name), "split") for name in ("train", "dev", "test")}
+    frames, arrays = read_splits(data, ("train", "dev", "test"))
     dev = frames["dev"]
     if dev.empty:
         raise UserError(f"{split_path('dev')}: no dev examples to analyze")
     missing = [c for c in data.tag_columns if c not in dev.columns]
     if missing:
         raise UserError(f"params.yaml data.tag_columns: {missing} are not columns of {split_path('dev')}")
-    features = feature_columns(frames["train"], data)
-    arrays = {name: xy(frame, data, features) for name, frame in frames.items() if not frame.empty}
     model = load_model()
     classes = int(model.output_shape[-1])
     probabilities = {
         name: predict_probabilities(model, arrays[name][0]) for name in ("dev", "test") if name in arrays
     }
+    # Tags first: a bad image_shape is refused before the K-fold training.
+    tags = dev_tags(params, dev, arrays["dev"][0], arrays["train"][0], probabilities["dev"])
     if options.label_folds:
         logger.info("out-of-fold probabilities on train: %d folds", options.label_folds)
         probabilities["train"] = train_probabilities(params, *arrays["train"], classes)
 
-    tags = dev_tags(params, dev, arrays["dev"][0], arrays["train"][0], probabilities["dev"])
     y_dev = arrays["dev"][1]
     wrong = probabilities["dev"].argmax(axis=1) != y_dev
     table = error_analysis.tag_table(tags, wrong)
     queue = relabel_queue(params, frames, probabilities)
-    flagged_dev = set(queue.loc[queue["split"] == "dev", "id"])
-    dev_flagged = dev[data.id_column].isin(flagged_dev).to_numpy()
-    sample = looked_at(params, dev, tags, probabilities["dev"], flagged_dev)
+    dev_flagged = dev[data.id_column].isin(queue.loc[queue["split"] == "dev", "id"]).to_numpy()
+    flags = _flags(tags)
+    sample = looked_at(params, dev, flags, probabilities["dev"], wrong, dev_flagged)
 
     write_frame(ERROR_TABLE, table)
     write_frame(ERROR_SAMPLE, sample)
     write_frame(RELABEL_QUEUE, queue)
-    _gallery(params, arrays["dev"][0], tags, probabilities["dev"], y_dev, wrong)
+    _gallery(params, arrays["dev"][0], flags, probabilities["dev"], y_dev, wrong)
     errors = int(wrong.sum())
     payload = {
         "dev_size": len(dev),
@@ -196,7 +197,7 @@ def analyze_flow(params: Params) -> dict:
 def _gallery(
     params: Params,
     x_dev: np.ndarray,
-    tags: pd.DataFrame,
+    flags: pd.DataFrame,
     probabilities: np.ndarray,
     y: np.ndarray,
     wrong: np.ndarray,
@@ -206,7 +207,6 @@ def _gallery(
     if not options.image_shape or not options.gallery:
         return
     worst = np.flatnonzero(wrong)[np.argsort(probabilities[wrong, y[wrong]])][: options.gallery]
-    flags = _flags(tags)
     captions = [
         f"{y[i]} -> {probabilities[i].argmax()}\n" + ", ".join(flags.columns[flags.iloc[i].to_numpy()][:2])
         for i in worst

@@ -17,14 +17,12 @@ from pipelines.artifacts import (
     CONFUSION_DEV,
     EVALUATION,
     MODEL,
-    read_frame,
     require,
-    split_path,
     write_frame,
     write_json,
 )
 from pipelines.params import Params
-from pipelines.tables import feature_columns, xy
+from pipelines.tables import read_splits
 
 BYTES_PER_MB = 1_000_000
 
@@ -76,16 +74,13 @@ def trial_measures(model, x_dev: np.ndarray, saved: Path) -> dict[str, float]:
 def evaluate_flow(params: Params) -> dict:
     logger = get_run_logger()
     data, options = params.data, params.evaluate
-    frames = {name: read_frame(split_path(name), "split") for name in SPLITS}
-    features = feature_columns(frames["train"], data)
+    # A pipeline without train_dev (or test) has no arrays, and no error, there.
+    frames, arrays = read_splits(data, SPLITS)
     model = load_model()
     classes = int(model.output_shape[-1])
-    found, arrays, predicted = {}, {}, {}
-    for name, frame in frames.items():
-        if frame.empty:  # a pipeline without train_dev (or test) has no error there
-            continue
-        arrays[name] = x, y = xy(frame, data, features)
-        weights = frame[data.weight_column].to_numpy(np.float64) if data.weight_column else None
+    found, predicted = {}, {}
+    for name, (x, y) in arrays.items():
+        weights = frames[name][data.weight_column].to_numpy(np.float64) if data.weight_column else None
         predicted[name] = predict(model, x)
         found[name] = evaluate_predictions(y, predicted[name], classes, weights, alpha=params.diagnose.alpha)
     optimizing = options.optimizing_metric

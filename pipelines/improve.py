@@ -13,7 +13,7 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from components import diagnosis, recipe, sweep
+from components import diagnosis, recipe
 from components.evaluation import METRICS, Candidate, error_rate, metric, select
 from components.train_dev import SPLITS
 from components.training import TrainConfig, predict_classes, train
@@ -27,16 +27,15 @@ from pipelines.artifacts import (
     SWEEP,
     SWEEP_MODEL,
     atomic_output,
-    read_frame,
     read_json,
     require,
-    split_path,
     write_json,
 )
 from pipelines.evaluate import trial_measures
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
-from pipelines.tables import feature_columns, n_classes, xy
+from pipelines.sweep import trial_config
+from pipelines.tables import n_classes, read_splits
 
 
 class Trainer:
@@ -46,9 +45,7 @@ class Trainer:
 
     def __init__(self, params: Params) -> None:
         data = params.data
-        frames = {name: read_frame(split_path(name), "split") for name in SPLITS}
-        features = feature_columns(frames["train"], data)
-        self.arrays = {name: xy(frame, data, features) for name, frame in frames.items() if len(frame)}
+        frames, self.arrays = read_splits(data, SPLITS)
         self.classes = n_classes(data, frames["train"], frames["dev"])
         self.metric = params.evaluate.optimizing_metric
         self.dev_weights = (
@@ -138,8 +135,7 @@ def start_from_sweep(
     chosen = select(candidates, bounds, higher).chosen
     if chosen is None or chosen.name != "sweep":
         return None
-    epochs = params.sweep.epochs or params.train.epochs
-    config = sweep.configure(params.train, {**best["params"], "epochs": epochs})
+    config = trial_config(params, best["params"])
     trainer.models[config] = model
     return config, found
 

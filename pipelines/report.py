@@ -147,7 +147,8 @@ def log_to_mlflow(
                 "plots": Path(plots),
                 "metrics": Path("metrics"),
                 "model": MODEL,
-                "error_analysis": [ERROR_TABLE, ERROR_SAMPLE, RELABEL_QUEUE, ERROR_GALLERY],
+                # The gallery is among the plots already.
+                "error_analysis": [ERROR_TABLE, ERROR_SAMPLE, RELABEL_QUEUE],
             },
         )
 

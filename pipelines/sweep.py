@@ -36,13 +36,12 @@ from pipelines.artifacts import (
     SWEEP_TRIALS,
     atomic_output,
     file_digest,
-    read_frame,
     split_path,
     write_frame,
     write_json,
 )
 from pipelines.params import DataParams, Params
-from pipelines.tables import feature_columns, n_classes, xy
+from pipelines.tables import n_classes, read_splits
 
 
 def storage_url(params: Params) -> str:
@@ -81,13 +80,16 @@ def limit_threads(threads: int, slots: Any = None) -> None:
     import pipelines.evaluate  # noqa: F401
 
 
+def trial_config(params: Params, values: dict) -> TrainConfig:
+    """The train config of a trial: the base config with the trial's values, for the sweep's epochs."""
+    return sweep.configure(params.train, {**values, "epochs": params.sweep.epochs or params.train.epochs})
+
+
 @functools.lru_cache(maxsize=2)
 def _read_data(root: str, data_json: str) -> tuple[dict, int]:
     os.chdir(root)
     data = DataParams.model_validate_json(data_json)
-    frames = {name: read_frame(split_path(name), "split") for name in ("train", "dev")}
-    features = feature_columns(frames["train"], data)
-    arrays = {name: xy(frame, data, features) for name, frame in frames.items()}
+    frames, arrays = read_splits(data, ("train", "dev"))
     return arrays, n_classes(data, frames["train"], frames["dev"])
 
 
@@ -109,18 +111,18 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     options = params.sweep
     study = _study(params, study_name)
     trial = optuna.trial.Trial(study, trial_id)
-    config = sweep.configure(params.train, {**values, "epochs": options.epochs or params.train.epochs})
+    config = trial_config(params, values)
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
-
-    reporting = [0.0]  # seconds spent talking to the study from inside training
+    reporting_s = 0.0  # spent talking to the study from inside training
 
     def on_epoch(epoch: int, value: float) -> bool:
+        nonlocal reporting_s
         if options.pruning == "none":  # the curve is kept in the outcome; no round trip per epoch
             return False
         tick = time.perf_counter()
         trial.report(value, epoch)
         prune = trial.should_prune()
-        reporting[0] += time.perf_counter() - tick
+        reporting_s += time.perf_counter() - tick
         return prune
 
     def score(y, predicted) -> float:
@@ -145,8 +147,8 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
         "pruned": result.pruned,
         "epochs": result.epochs,
         "measures": result.measures,
-        "training_s": training_s - reporting[0],
-        "reporting_s": reporting[0],
+        "training_s": training_s - reporting_s,
+        "reporting_s": reporting_s,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "started_at": started_at,
     }
@@ -161,8 +163,9 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
 
 def _study(params: Params, study_name: str):
     """The study, opened once per worker process, with the sweep's pruner (a loaded study otherwise gets
-    Optuna's default, a median pruner with no warm-up)."""
-    key = (study_name, storage_url(params), params.sweep.pruning, params.sweep.epochs or params.train.epochs)
+    Optuna's default, a median pruner with no warm-up). The name fingerprints the pruner and the epochs,
+    so it and the storage identify the study."""
+    key = (study_name, storage_url(params))
     if key not in _STUDIES:
         import optuna
 
@@ -283,11 +286,6 @@ def sweep_flow(params: Params) -> dict:
     study = open_study(params, space)
     root = str(Path.cwd())
     n_train = pq.ParquetFile(split_path("train")).metadata.num_rows
-    epochs = options.epochs or params.train.epochs
-
-    def configure(values: dict) -> TrainConfig:
-        return sweep.configure(params.train, {**values, "epochs": epochs})
-
     started = time.perf_counter()
     rounds = []
     with _task_runner(params) as runner:
@@ -303,12 +301,10 @@ def sweep_flow(params: Params) -> dict:
                 trial.set_user_attr("round", round_number)
                 trial.set_user_attr("values", values)
                 asked.append((trial, values))
-            # Longest first: the workers then finish the round together instead of one waiting on a
-            # long trial that started last.
             # Longest first, handed out one per free worker: the workers then finish the round together
             # instead of one waiting on a long trial that started last. (The process pool resolves
             # submissions on threads, so submitting all at once loses their order.)
-            asked.sort(key=lambda pair: -sweep.trial_cost(configure(pair[1]), n_train))
+            asked.sort(key=lambda pair: -sweep.trial_cost(trial_config(params, pair[1]), n_train))
             logger.info(
                 "round %d/%d: %d trials (%d done before), box %s",
                 round_number,

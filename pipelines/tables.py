@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipelines.artifacts import read_frame, split_path
 from pipelines.errors import UserError
 from pipelines.params import DataParams
 
@@ -33,3 +34,13 @@ def n_classes(data: DataParams, *frames: pd.DataFrame) -> int:
     if data.labels:
         return max(data.labels) + 1
     return int(max(frame[data.label_column].max() for frame in frames)) + 1
+
+
+def read_splits(
+    data: DataParams, names: tuple[str, ...]
+) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The named splits' tables (`names` must include train, whose columns decide the features) and the
+    (x, y) arrays of those that are not empty (a pipeline may have no train_dev or test)."""
+    frames = {name: read_frame(split_path(name), "split") for name in names}
+    features = feature_columns(frames["train"], data)
+    return frames, {name: xy(frame, data, features) for name, frame in frames.items() if len(frame)}

@@ -67,12 +67,16 @@ def _client(experiment: str) -> tuple[MlflowClient, str]:
 def parent_run(experiment: str, execution: str) -> tuple[MlflowClient, str]:
     """A client and the run of this pipeline execution, created by the first stage that asks for it."""
     client, experiment_id = _client(experiment)
+    return client, _execution_run(client, experiment_id, execution)
+
+
+def _execution_run(client: MlflowClient, experiment_id: str, execution: str) -> str:
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.`{EXECUTION_TAG}` = '{execution}'", max_results=1
     )
     if runs:
-        return client, runs[0].info.run_id
-    return client, client.create_run(experiment_id, tags={EXECUTION_TAG: execution}).info.run_id
+        return runs[0].info.run_id
+    return client.create_run(experiment_id, tags={EXECUTION_TAG: execution}).info.run_id
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -180,9 +184,9 @@ def log_nested_run(
 ) -> str:
     """A finished child run (a recipe iteration, a sweep, a sweep trial) of `parent`, by default the
     execution's run; `curves` are per-epoch series (step = epoch). Returns the run id."""
-    client, execution_run = parent_run(experiment, execution)
-    parent = parent or execution_run
-    experiment_id = client.get_run(parent).info.experiment_id
+    # A sweep logs one run per trial under its own: no lookup of the execution's run for each of them.
+    client, experiment_id = _client(experiment)
+    parent = parent or _execution_run(client, experiment_id, execution)
     run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent, **tags})
     present = {k: v for k, v in metrics.items() if v is not None}
     _log_batch(client, run.info.run_id, params, present, tags, curves)

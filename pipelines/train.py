@@ -7,9 +7,9 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from components.training import TrainConfig, train
-from pipelines.artifacts import MODEL, TRAIN_HISTORY, atomic_output, read_frame, split_path, write_frame
+from pipelines.artifacts import MODEL, TRAIN_HISTORY, atomic_output, write_frame
 from pipelines.params import Params
-from pipelines.tables import feature_columns, n_classes, xy
+from pipelines.tables import n_classes, read_splits
 
 
 @task
@@ -20,19 +20,17 @@ def fit(config: TrainConfig, x: np.ndarray, y: np.ndarray, classes: int, dev: tu
 @flow(name="train")
 def train_flow(params: Params) -> dict:
     logger = get_run_logger()
-    train_frame = read_frame(split_path("train"), "split")
-    dev_frame = read_frame(split_path("dev"), "split")
-    features = feature_columns(train_frame, params.data)
-    x, y = xy(train_frame, params.data, features)
-    classes = n_classes(params.data, train_frame, dev_frame)
+    frames, arrays = read_splits(params.data, ("train", "dev"))
+    x, y = arrays["train"]
+    classes = n_classes(params.data, frames["train"], frames["dev"])
     logger.info(
         "training on %d examples x %d features, %d classes, %d epochs",
         len(x),
-        len(features),
+        x.shape[1],
         classes,
         params.train.epochs,
     )
-    model, history = fit(params.train, x, y, classes, xy(dev_frame, params.data, features))
+    model, history = fit(params.train, x, y, classes, arrays["dev"])
     with atomic_output(MODEL) as tmp:
         model.save(tmp)
     curves = pd.DataFrame({"epoch": np.arange(1, len(history["loss"]) + 1), **history})
