@@ -24,7 +24,7 @@ configure_environment()
 
 from components.diagnosis import diagnose  # noqa: E402
 from components.evaluation import latency_p95_ms  # noqa: E402
-from components.recipe import basic_recipe  # noqa: E402
+from components.recipe import SYNTHESIZE, Setup, basic_recipe  # noqa: E402
 from components.scenarios import SCENARIOS, make_scenario, run_scenario, scenario_outcome  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,14 +59,15 @@ def main() -> None:
             baseline = scenario_outcome(scenario)
             before = diagnose(baseline.errors, scenario.bayes_error, 0.02, sizes).gaps[kind]
             result = basic_recipe(
-                scenario.config,
+                Setup(scenario.config),
                 baseline,
-                lambda config, s=scenario: scenario_outcome(s, config),
+                lambda setup, s=scenario: scenario_outcome(s, setup.config),
                 scenario.bayes_error,
                 sizes,
                 max_iterations=improve["max_iterations"],
                 trials=improve["trials"],
                 seed=seed,
+                unavailable={SYNTHESIZE},  # a scenario's inputs are not images
             )
             after = result.diagnosis.gaps[kind]
             cuts.append(1 - after / before)

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "sweep", "improve", "report")
@@ -72,6 +74,15 @@ def rounded(value: object) -> object:
     if isinstance(value, dict):
         return {key: rounded(item) for key, item in value.items()}
     return round(value, 2) if isinstance(value, float) else value
+
+
+def set_params(project: Path, override: dict) -> None:
+    """Update sections of the project's params.yaml: {section: {key: value}}."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in override.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def copy_project(target: Path) -> None:

@@ -41,17 +41,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_pipeline import BIN, copy_project, isolated_env, start_prefect_server  # noqa: E402
+from benchmarks.bench_pipeline import (  # noqa: E402
+    BIN,
+    copy_project,
+    isolated_env,
+    set_params,
+    start_prefect_server,
+)
 from pipelines.runtime import configure_environment  # noqa: E402
 
 configure_environment()
-
-
-def set_params(project: Path, sweep: dict) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["sweep"].update(sweep)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def write_synthetic_splits(project: Path, seed: int = 0) -> None:
@@ -91,7 +90,7 @@ def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
     """Run the stage; returns sweep.json and the study's finished trials (FrozenTrial)."""
     import optuna
 
-    set_params(project, sweep)
+    set_params(project, {"sweep": sweep})
     done = subprocess.run(
         [str(BIN / "mlstrategy"), "stage", "sweep"], cwd=project, env=env, capture_output=True, text=True
     )

@@ -1,14 +1,15 @@
 """Error analysis, as the seeds do it by hand: take the dev examples the model got wrong, tag each one,
 count the tags, and read off the ceiling each tag gives ("fixing every one of these would take dev error
-from 10.0% to 9.5%"). Also the tags themselves (confusion pair, low confidence, image content) and the
-examples whose label is likely wrong (confident learning, with cleanlab).
+from 10.0% to 9.5%"). Also the tags themselves (confusion pair, low confidence, image and text content)
+and the examples whose label is likely wrong (confident learning, with cleanlab).
 
 Pure functions on arrays and frames; no model, no files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,43 @@ def image_tags(images: np.ndarray, reference: np.ndarray, quantile: float = 0.1)
             "dark": found["brightness"] < low["brightness"],
             "low_contrast": found["contrast"] < low["contrast"],
             "noisy": found["noise"] > high["noise"],
+        }
+    )
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def text_measures(texts: Sequence[str], vocabulary: Collection[str]) -> pd.DataFrame:
+    """Per text: length (in word tokens) and unknown_share (share of its tokens outside `vocabulary`,
+    e.g. the words of the train texts; 0 for an empty text)."""
+    known = set(vocabulary)
+    tokens = [_tokens(str(text)) for text in texts]
+    return pd.DataFrame(
+        {
+            "length": [len(words) for words in tokens],
+            "unknown_share": [sum(w not in known for w in words) / max(len(words), 1) for words in tokens],
+        }
+    )
+
+
+def text_tags(
+    texts: Sequence[str], reference: Sequence[str], quantile: float = 0.1, unknown_share: float = 0.1
+) -> pd.DataFrame:
+    """Content tags of `texts`, bool, one column each: short and long (length below the `quantile`, above
+    the 1 - `quantile` of the `reference` texts' lengths, e.g. train's) and unknown_words (more than
+    `unknown_share` of its tokens never appear in the reference texts)."""
+    if not 0 < quantile < 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
+    vocabulary = {word for text in reference for word in _tokens(str(text))}
+    found = text_measures(texts, vocabulary)
+    lengths = text_measures(reference, vocabulary)["length"]
+    return pd.DataFrame(
+        {
+            "short": found["length"] < lengths.quantile(quantile),
+            "long": found["length"] > lengths.quantile(1 - quantile),
+            "unknown_words": found["unknown_share"] > unknown_share,
         }
     )
 

@@ -3,9 +3,9 @@ trials, keep the change if the dev metric improves while every satisficing bound
 
 High avoidable bias: a bigger model, train longer, a better optimizer, a hyperparameter search. High
 variance: L2 regularization, dropout, a hyperparameter search; more data is the user's to get. Data
-mismatch and dev overfit have no knob in the training config (error analysis, collecting or synthesizing
-data like dev, a bigger dev set): they become requests to the user, and the loop works on the largest
-problem it can act on, or ends when none is left. The loop never reads test.
+mismatch: synthesize training data like dev (when the caller can), then collecting such data is the user's.
+Dev overfit (a bigger dev set) is the user's. What only the user can do becomes a request, and the loop
+works on the largest problem it can act on, or ends when none is left. The loop never reads test.
 """
 
 from __future__ import annotations
@@ -45,7 +45,30 @@ class Draw:
         return options[int(self.rng.integers(len(options)))]
 
 
-# Changes: (config, draw) -> the TrainConfig fields to change in one trial.
+@dataclass(frozen=True)
+class Synthesis:
+    """Training data made to look like dev (artificial data synthesis): `strength` scales the target's
+    estimated degradations (1: as estimated); `mode` replace swaps each non-target example for its
+    synthesized version, add keeps both."""
+
+    strength: float = 1.0
+    mode: str = "replace"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a trial trains: the train config, on the split's training data or on synthesized data."""
+
+    config: TrainConfig
+    synthesis: Synthesis | None = None
+
+    def changed(self, changes: Mapping[str, Any]) -> Setup:
+        """This setup with `changes` (TrainConfig fields, or `synthesis`) applied."""
+        fields = {k: v for k, v in changes.items() if k != "synthesis"}
+        return Setup(dataclasses.replace(self.config, **fields), changes.get("synthesis", self.synthesis))
+
+
+# Changes: (config, draw) -> the TrainConfig fields (or `synthesis`) to change in one trial.
 Change = Callable[[TrainConfig, Draw], dict[str, Any]]
 
 
@@ -88,6 +111,14 @@ def _search(config: TrainConfig, draw: Draw) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(changed).items() if getattr(config, k) != v}
 
 
+def _synthesize(config: TrainConfig, draw: Draw) -> dict[str, Any]:
+    # Weak to strong around the estimate; every other trial keeps the original examples beside them.
+    return {"synthesis": Synthesis(round(draw.uniform(0.5, 1.5), 3), "add" if draw.index % 2 else "replace")}
+
+
+SYNTHESIZE = "synthesize training data like dev"
+
+
 @dataclass(frozen=True)
 class Action:
     """A knob the loop turns itself: its name (in the course's words) and how one trial changes it."""
@@ -118,10 +149,11 @@ ACTIONS: dict[str, tuple[Action | Request, ...]] = {
         Request("get more training data", "collect more training data: regularization did not close the gap"),
     ),
     "data_mismatch": (
+        Action(SYNTHESIZE, _synthesize),
         Request(
             "address data mismatch",
-            "do error analysis of train vs dev (how do dev examples differ?), then collect or synthesize "
-            "training data like the dev/test data",
+            "do error analysis of train vs dev (how do dev examples differ?), then collect training data "
+            "like the dev/test data, or synthesize it (the synthesize stage; images or a transform of yours)",
         ),
     ),
     "dev_overfit": (Request("get a bigger dev set", "get a bigger dev set: it has been tuned to"),),
@@ -129,8 +161,8 @@ ACTIONS: dict[str, tuple[Action | Request, ...]] = {
 
 
 def next_knob(gap: str, failed: Collection[str]) -> Action | Request:
-    """The first knob of `gap` that has not failed yet (a knob that helped is turned again); the gap's
-    request to the user once every action has failed."""
+    """The first knob of `gap` that has not failed (nor is unavailable: the caller puts those in `failed`
+    too); a knob that helped is turned again. The gap's request to the user once every action has failed."""
     knobs = ACTIONS[gap]
     for knob in knobs:
         if isinstance(knob, Request) or knob.name not in failed:
@@ -167,21 +199,21 @@ class Iteration:
 
 @dataclass
 class RecipeResult:
-    """iterations: the decision log; stopped_because: why the loop ended; config/outcome: the kept model's;
+    """iterations: the decision log; stopped_because: why the loop ended; setup/outcome: the kept model's;
     requests: {gap: what the user has to do} for the problems the loop cannot act on."""
 
     iterations: list[Iteration]
     stopped_because: str
-    config: TrainConfig
+    setup: Setup
     outcome: Outcome
     diagnosis: Diagnosis
     requests: dict[str, str] = field(default_factory=dict)
 
 
 def basic_recipe(
-    config: TrainConfig,
+    start: Setup,
     baseline: Outcome,
-    evaluate: Callable[[TrainConfig], Outcome],
+    evaluate: Callable[[Setup], Outcome],
     human_level_error: float,
     sizes: Sizes,
     bounds: Mapping[str, float] | None = None,
@@ -191,18 +223,20 @@ def basic_recipe(
     trials: int = 4,
     seed: int = 0,
     on_trial: Callable[[int, str, str, dict[str, Any], Outcome], None] | None = None,
+    unavailable: Collection[str] = (),
 ) -> RecipeResult:
-    """Run the loop from `config`, whose model scores `baseline`. `evaluate(config)` trains and measures a
-    model; `on_trial(iteration, gap, action, changes, outcome)` is told of every trial (for logging).
+    """Run the loop from `start`, whose model scores `baseline`. `evaluate(setup)` trains and measures a
+    model; `on_trial(iteration, gap, action, changes, outcome)` is told of every trial (for logging);
+    `unavailable` names actions the caller cannot take (e.g. synthesis without images or a transform).
 
     Each iteration acts on the largest problem it has a knob for; a problem only the user can fix (data
     mismatch, dev overfit, more data) becomes a request. Stops when no problem remains, when only such
     problems remain, when `max_iterations` are spent, or after two iterations without improvement."""
     rng = np.random.default_rng(seed)
     bounds = dict(bounds or {})
-    current, outcome = config, baseline
+    current, outcome = start, baseline
     log: list[Iteration] = []
-    failed: set[str] = set()
+    failed: set[str] = set(unavailable)
     without_improvement = 0
     seen = Sizes(train=sizes.train, train_dev=sizes.train_dev, dev=sizes.dev)  # never test
 
@@ -227,15 +261,15 @@ def basic_recipe(
         knob = knobs[gap]
         entries = {"incumbent": ({}, current, outcome)}
         for trial in range(trials):
-            changes = knob.change(current, Draw(rng, trial, trials))
-            trial_config = dataclasses.replace(current, **changes)
-            entries[f"trial {trial}"] = (changes, trial_config, evaluate(trial_config))
+            changes = knob.change(current.config, Draw(rng, trial, trials))
+            trial_setup = current.changed(changes)
+            entries[f"trial {trial}"] = (changes, trial_setup, evaluate(trial_setup))
             if on_trial:
                 on_trial(iteration, gap, knob.name, changes, entries[f"trial {trial}"][2])
         candidates = [Candidate(name, r.dev_metric, r.measures) for name, (_, _, r) in entries.items()]
         chosen = select(candidates, bounds, higher_is_better).chosen
         better = chosen is not None and chosen.name != "incumbent"
-        changes, best_config, best = entries[chosen.name if better else "incumbent"]
+        changes, best_setup, best = entries[chosen.name if better else "incumbent"]
         tried_here = [entry for name, entry in entries.items() if name != "incumbent"]
         after = diagnosis_of(best)
         log.append(
@@ -257,7 +291,7 @@ def basic_recipe(
             )
         )
         if better:
-            current, outcome, found, without_improvement = best_config, best, after, 0
+            current, outcome, found, without_improvement = best_setup, best, after, 0
         else:
             failed.add(knob.name)
             without_improvement += 1
@@ -271,4 +305,9 @@ def basic_recipe(
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return dataclasses.asdict(value)
+        return list(value) if isinstance(value, tuple) else value
+
+    return {k: plain(v) for k, v in values.items()}

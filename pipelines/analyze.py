@@ -30,7 +30,7 @@ from pipelines.artifacts import (
 from pipelines.errors import UserError
 from pipelines.evaluate import load_model
 from pipelines.params import Params
-from pipelines.tables import read_splits
+from pipelines.tables import as_images, read_splits
 
 
 def dev_tags(
@@ -47,16 +47,9 @@ def dev_tags(
     )
     if data.source_column:
         tags["source"] = dev[data.source_column].astype(str).to_numpy()
-    if options.image_shape:
-        shape = (-1, *options.image_shape)
-        if x_dev.shape[1] != int(np.prod(options.image_shape)):
-            raise UserError(
-                f"params.yaml analyze.image_shape {list(options.image_shape)} holds "
-                f"{int(np.prod(options.image_shape))} values, but the data has {x_dev.shape[1]} features; "
-                "set it to the images' shape, or null for data that is not images"
-            )
+    if data.image_shape:
         content = error_analysis.image_tags(
-            x_dev.reshape(shape), x_train.reshape(shape), options.tag_quantile
+            as_images(x_dev, data), as_images(x_train, data), options.tag_quantile
         )
         tags = pd.concat([tags, content], axis=1)
     for column in data.tag_columns:
@@ -78,7 +71,8 @@ def train_probabilities(params: Params, x: np.ndarray, y: np.ndarray, classes: i
 
 def relabel_queue(params: Params, frames: dict, probabilities: dict) -> pd.DataFrame:
     """Likely wrong labels of each split, likeliest first within a split: id, split, the given label, the
-    model's label and the probability it gives the given one."""
+    model's label, the probability it gives the given one, and an empty `corrected` column for the person
+    who reviews them (`mlstrategy relabel` reads it back)."""
     data, rows = params.data, []
     for name, found in probabilities.items():
         labels = frames[name][data.label_column].to_numpy()
@@ -91,9 +85,10 @@ def relabel_queue(params: Params, frames: dict, probabilities: dict) -> pd.DataF
                     "label": int(labels[i]),
                     "suggested": int(found[i].argmax()),
                     "p_label": float(found[i, labels[i]]),
+                    "corrected": None,
                 }
             )
-    columns = ["split", "rank", "id", "label", "suggested", "p_label"]
+    columns = ["split", "rank", "id", "label", "suggested", "p_label", "corrected"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -131,7 +126,8 @@ def looked_at(
 def analyze_flow(params: Params) -> dict:
     logger = get_run_logger()
     data, options = params.data, params.analyze
-    frames, arrays = read_splits(data, ("train", "dev", "test"))
+    # The real train examples: synthesized copies would leak across the K folds and are not relabelable.
+    frames, arrays = read_splits(data, ("train", "dev", "test"), synthesized=False)
     dev = frames["dev"]
     if dev.empty:
         raise UserError(f"{split_path('dev')}: no dev examples to analyze")
@@ -204,14 +200,14 @@ def _gallery(
 ) -> None:
     """The worst dev errors (least probability on the true label) as an image grid; images only."""
     options = params.analyze
-    if not options.image_shape or not options.gallery:
+    if not params.data.image_shape or not options.gallery:
         return
     worst = np.flatnonzero(wrong)[np.argsort(probabilities[wrong, y[wrong]])][: options.gallery]
     captions = [
         f"{y[i]} -> {probabilities[i].argmax()}\n" + ", ".join(flags.columns[flags.iloc[i].to_numpy()][:2])
         for i in worst
     ]
-    figure = error_gallery_figure(x_dev[worst].reshape(-1, *options.image_shape), captions)
+    figure = error_gallery_figure(as_images(x_dev[worst], params.data), captions)
     with atomic_output(ERROR_GALLERY) as tmp:
         tmp.write_bytes(png_bytes(figure))
 

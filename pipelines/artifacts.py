@@ -20,7 +20,9 @@ import pandas as pd
 from pipelines.errors import UserError
 
 RAW_DATA = Path("data/raw/dataset.parquet")
+RELABELS = Path("data/relabels.csv")  # people's corrected labels (id, corrected), applied by ingest
 SPLITS_DIR = Path("data/splits")
+SYNTHESIZED_DIR = Path("data/synthesized")  # train and train_dev made target-like (synthesize stage)
 ASSIGNMENT = Path("data/assignment.parquet")
 MODEL = Path("models/model.keras")
 IMPROVED_MODEL = Path("models/improved.keras")
@@ -39,14 +41,18 @@ ERROR_TABLE = Path("reports/error_analysis.csv")  # per tag: count, share of dev
 ERROR_SAMPLE = Path("reports/dev_errors.csv")  # the misclassified dev examples to look at
 RELABEL_QUEUE = Path("reports/relabel_queue.csv")  # likely wrong labels, likeliest first
 ERROR_GALLERY = Path("reports/error_gallery.png")
+SYNTHESIS = Path("metrics/synthesize.json")
 SWEEP = Path("metrics/sweep.json")
 SWEEP_TRIALS = Path("metrics/sweep_trials.csv")
 SWEEP_MODEL = Path("models/sweep_best.keras")
 SWEEP_DIR = Path("sweeps")  # the study store and every finished trial's model (DVC: persist)
 
 
-def split_path(name: str) -> Path:
-    return SPLITS_DIR / f"{name}.parquet"
+def split_path(name: str, synthesized: bool = True) -> Path:
+    """The table of split `name` the stages read: the synthesized one where the synthesize stage made it
+    (train, train_dev), else the split stage's."""
+    made = SYNTHESIZED_DIR / f"{name}.parquet"
+    return made if synthesized and made.is_file() else SPLITS_DIR / f"{name}.parquet"
 
 
 @contextmanager
@@ -70,6 +76,11 @@ def atomic_output(path: Path) -> Iterator[Path]:
             tmp.replace(path)
     finally:
         _remove(tmp)
+
+
+def remove_output(path: Path) -> None:
+    """Delete an output (a file or a directory) if it is there."""
+    _remove(path)
 
 
 def _remove(path: Path) -> None:

@@ -5,6 +5,8 @@
     mlstrategy stage NAME                 one stage as a Prefect flow (what dvc.yaml calls)
     mlstrategy diagnose --human-level H --train T --dev D [...]
                                           the gaps for numbers you give, without running anything
+    mlstrategy relabel FILE [--train]     apply corrected labels to dev and test together (a new data
+                                          version)
     mlstrategy stage-server status|start|stop
                                           the warm process that stages are forked from
     mlstrategy ui                         the MLflow UI on this project's runs, on 127.0.0.1
@@ -25,12 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.errors import UserError
-from pipelines.runtime import configure_environment, project_root, script
+from pipelines.runtime import configure_environment, dvc_env, project_root, script
 
 STAGES = (
     "ingest",
     "validate",
     "split",
+    "synthesize",
     "train",
     "evaluate",
     "diagnose",
@@ -115,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
         "gap is then a problem only when it also exceeds its own 95%% uncertainty",
     )
     diagnose.add_argument("--json", action="store_true", help="print the JSON of metrics/diagnosis.json")
+
+    relabel = commands.add_parser(
+        "relabel",
+        help="apply corrected labels to dev and test together, as a new DVC data version",
+        description="Apply the labels a person corrected: FILE (CSV or Parquet) has columns `id` and "
+        "`corrected`; rows with an empty `corrected` were not reviewed. Copy reports/relabel_queue.csv "
+        "(the next run rewrites it), fill in `corrected` and pass the copy. Dev and test are fixed "
+        "together (a file covering only one of them is refused; a row that keeps its label counts as "
+        "reviewed), train only with --train. The "
+        "corrections are kept in data/relabels.csv and `dvc repro ingest` makes the new data version; run "
+        "`mlstrategy run` to retrain on it.",
+    )
+    # Resolved now: the command runs from the project root, FILE is relative to where it was typed.
+    relabel.add_argument(
+        "file", type=lambda text: Path(text).resolve(), metavar="FILE", help="the corrected labels"
+    )
+    relabel.add_argument(
+        "--train", action="store_true", help="also correct train examples (they are refused otherwise)"
+    )
 
     server = commands.add_parser(
         "stage-server",
@@ -211,9 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     api = ensure_prefect_api()
     if stage_server.enabled():
         stage_server.start_in_background(Path.cwd())  # it preloads while the first stages run
-    # dvc runs each stage as `mlstrategy stage NAME`: this environment's scripts must come first on PATH.
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, EXECUTION_ENV: uuid.uuid4().hex, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    env = dvc_env({EXECUTION_ENV: uuid.uuid4().hex})
     completed = subprocess.run([script("dvc"), "repro", *args.dvc_args], env=env, check=False)
     if completed.returncode != 0:
         print(
@@ -227,6 +247,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"report: {REPORT.resolve()}\nMLflow UI: `make ui` (or `mlstrategy ui`)\n"
         f"Prefect UI: {api.removesuffix('/api')}"
+    )
+    return 0
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from pipelines.artifacts import RAW_DATA, RELABELS
+    from pipelines.params import load_params
+    from pipelines.relabel import relabel
+
+    done = relabel(load_params(), args.file, train=args.train)
+    reviewed = ", ".join(f"{name} {count}" for name, count in sorted(done.reviewed.items()))
+    print(
+        f"{sum(done.reviewed.values())} reviewed ({reviewed}); {done.changed} label(s) changed.\n"
+        f"{RAW_DATA}: md5 {done.data_before} -> {done.data_after} (dvc.lock)\n"
+        f"next: `mlstrategy run` retrains on it; `git add {RELABELS} dvc.lock && git commit` records it"
     )
     return 0
 
@@ -255,6 +290,7 @@ COMMANDS = {
     "run": cmd_run,
     "stage": cmd_stage,
     "diagnose": cmd_diagnose,
+    "relabel": cmd_relabel,
     "stage-server": cmd_stage_server,
     "ui": cmd_ui,
 }

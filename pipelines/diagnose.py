@@ -29,7 +29,8 @@ def human_levels(params: Params) -> dict[str, dict[str, float]]:
     data = params.data
     if not data.annotator_columns:
         return levels
-    frame = pd.concat([read_frame(split_path(name), "split") for name in ("train", "dev")])
+    # The real examples: synthesized copies carry their original's annotations.
+    frame = pd.concat([read_frame(split_path(name, False), "split") for name in ("train", "dev")])
     groups = frame.groupby(data.source_column) if data.source_column else [(human_level.ANY_SOURCE, frame)]
     for source, rows in groups:
         measured = human_level.from_annotators(

@@ -5,6 +5,7 @@ once, for the model kept at the end. Writes models/improved.keras and metrics/im
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from components import diagnosis, recipe
 from components.evaluation import METRICS, Candidate, error_rate, metric, select
 from components.train_dev import SPLITS
 from components.training import TrainConfig, predict_classes, train
-from pipelines import tracking
+from pipelines import synthesize, tracking
 from pipelines.artifacts import (
     DIAGNOSIS,
     EVALUATION,
@@ -35,37 +36,56 @@ from pipelines.evaluate import trial_measures
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
 from pipelines.sweep import trial_config
-from pipelines.tables import n_classes, read_splits
+from pipelines.tables import feature_columns, n_classes, read_splits, xy
 
 
 class Trainer:
-    """Trains a config on the train split and measures it on train, train_dev and dev: what the loop
-    sees. Test is predicted only for the one model the loop keeps. Trained models are kept by config so the
-    kept one need not be trained again."""
+    """Trains a setup (a config, on the split's training data or on synthesized data) and measures it on
+    train, train_dev and dev: what the loop sees. Test is predicted only for the one model the loop keeps.
+    Trained models are kept by setup so the kept one need not be trained again."""
 
     def __init__(self, params: Params) -> None:
-        data = params.data
-        frames, self.arrays = read_splits(data, SPLITS)
-        self.classes = n_classes(data, frames["train"], frames["dev"])
+        self.params, data = params, params.data
+        self.frames, self.arrays = read_splits(data, SPLITS)
+        self.classes = n_classes(data, self.frames["train"], self.frames["dev"])
         self.metric = params.evaluate.optimizing_metric
         self.dev_weights = (
-            frames["dev"][data.weight_column].to_numpy(np.float64) if data.weight_column else None
+            self.frames["dev"][data.weight_column].to_numpy(np.float64) if data.weight_column else None
         )
-        self.models: dict[TrainConfig, object] = {}
+        self.models: dict[recipe.Setup, object] = {}
+        self.synthesized: dict[recipe.Synthesis, dict] = {}
+        self.synthesizer: synthesize.Synthesizer | None = None
 
-    def error(self, model, split: str) -> float:
-        x, y = self.arrays[split]
+    def arrays_for(self, setup: recipe.Setup) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The (x, y) arrays `setup` trains and is measured on: train and train_dev synthesized when it
+        says so (dev and test never are)."""
+        if setup.synthesis is None:
+            return self.arrays
+        if setup.synthesis not in self.synthesized:
+            features = feature_columns(self.frames["train"], self.params.data)
+            if self.synthesizer is None:
+                self.synthesizer = synthesize.Synthesizer(self.params, self.frames, features)
+            made, _ = self.synthesizer(self.frames, setup.synthesis.strength, setup.synthesis.mode)
+            self.synthesized[setup.synthesis] = {
+                **self.arrays,
+                **{name: xy(made[name], self.params.data, features) for name in made if len(made[name])},
+            }
+        return self.synthesized[setup.synthesis]
+
+    def error(self, model, split: str, arrays: dict | None = None) -> float:
+        x, y = (arrays or self.arrays)[split]
         return error_rate(y, predict_classes(model, x))
 
-    def __call__(self, config: TrainConfig) -> recipe.Outcome:
-        x, y = self.arrays["train"]
-        model, _ = train(config, x, y, self.classes)
-        self.models[config] = model
-        return self.outcome(model)
+    def __call__(self, setup: recipe.Setup) -> recipe.Outcome:
+        arrays = self.arrays_for(setup)
+        model, _ = train(setup.config, *arrays["train"], self.classes)
+        self.models[setup] = model
+        return self.outcome(model, arrays)
 
-    def outcome(self, model) -> recipe.Outcome:
+    def outcome(self, model, arrays: dict | None = None) -> recipe.Outcome:
+        arrays = arrays or self.arrays
         errors = {
-            name: self.error(model, name) for name in ("train", "train_dev", "dev") if name in self.arrays
+            name: self.error(model, name, arrays) for name in ("train", "train_dev", "dev") if name in arrays
         }
         x_dev, y_dev = self.arrays["dev"]
         dev_metric = metric(self.metric, y_dev, predict_classes(model, x_dev), self.classes, self.dev_weights)
@@ -81,7 +101,7 @@ class Trainer:
 def run_recipe(
     params: Params,
     trainer: Trainer,
-    config: TrainConfig,
+    setup: recipe.Setup,
     baseline: recipe.Outcome,
     sizes: diagnosis.Sizes,
     human: float,
@@ -97,7 +117,7 @@ def run_recipe(
         )
 
     return recipe.basic_recipe(
-        config,
+        setup,
         baseline,
         trainer,
         human,
@@ -109,6 +129,7 @@ def run_recipe(
         trials=options.trials,
         seed=options.seed,
         on_trial=on_trial,
+        unavailable=() if synthesize.available(params) else {recipe.SYNTHESIZE},
     )
 
 
@@ -136,7 +157,7 @@ def start_from_sweep(
     if chosen is None or chosen.name != "sweep":
         return None
     config = trial_config(params, best["params"])
-    trainer.models[config] = model
+    trainer.models[recipe.Setup(config)] = model
     return config, found
 
 
@@ -158,11 +179,14 @@ def improve_flow(params: Params) -> dict:
     if start is not None:
         logger.info("the sweep's best trial beats the trained model on dev: the loop starts from it")
     result = (
-        run_recipe(params, trainer, config, origin, sizes, human) if params.improve.max_iterations else None
+        run_recipe(params, trainer, recipe.Setup(config), origin, sizes, human)
+        if params.improve.max_iterations
+        else None
     )
+    kept = result.setup if result else recipe.Setup(config)
     improved = result is not None and any(step.kept for step in result.iterations)
     if improved or start is not None:
-        model = trainer.models[result.config if result else config]
+        model = trainer.models[kept]
         test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
         with atomic_output(IMPROVED_MODEL) as tmp:
             model.save(tmp)
@@ -185,7 +209,9 @@ def improve_flow(params: Params) -> dict:
         "baseline": {"dev_metric": baseline.dev_metric, "errors": evaluation["errors"]},
         "final": final,
         "final_dev_metric": (result.outcome if result else origin).dev_metric,
-        "final_params": (result.config if result else config).to_dict(),
+        "final_params": kept.config.to_dict(),
+        # Trained on synthesized data: synthesize.enabled with this strength and mode makes it the pipeline's.
+        "final_synthesis": None if kept.synthesis is None else dataclasses.asdict(kept.synthesis),
         "improved": improved or start is not None,
     }
     for number, step in enumerate(iterations, 1):
@@ -219,4 +245,11 @@ def improve_flow(params: Params) -> dict:
     )
     for gap, what in summary["requests"].items():
         logger.warning("%s: %s", gap, what)
+    if kept.synthesis is not None:
+        logger.info(
+            "the kept model trains on synthesized data; to make it the pipeline's, set in params.yaml "
+            "synthesize: {enabled: true, strength: %s, mode: %s}",
+            kept.synthesis.strength,
+            kept.synthesis.mode,
+        )
     return summary

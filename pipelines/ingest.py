@@ -1,4 +1,5 @@
-"""Stage `ingest`: the raw examples into data/raw/dataset.parquet (the bundled digits, or the user's file)."""
+"""Stage `ingest`: the raw examples into data/raw/dataset.parquet (the bundled digits, or the user's file),
+with the labels people corrected (data/relabels.csv, written by `mlstrategy relabel`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from components.datasets import two_source_digits
-from pipelines.artifacts import RAW_DATA, read_frame, write_frame
+from components.relabel import apply_corrections
+from pipelines.artifacts import RAW_DATA, RELABELS, read_frame, write_frame
 from pipelines.errors import UserError
 from pipelines.params import DataParams, IngestParams, Params
+from pipelines.relabel import read_relabels
 from pipelines.tables import key_columns
 
 
@@ -35,9 +38,21 @@ def load_user_table(data: DataParams) -> pd.DataFrame:
 
 @flow(name="ingest")
 def ingest_flow(params: Params) -> dict:
-    frame = load_bundled_digits(params.ingest) if params.data.path is None else load_user_table(params.data)
+    data = params.data
+    frame = load_bundled_digits(params.ingest) if data.path is None else load_user_table(data)
+    relabeled = 0
+    corrections = read_relabels()
+    if len(corrections):
+        frame, relabeled, stale = apply_corrections(frame, corrections, data.id_column, data.label_column)
+        if stale:
+            get_run_logger().warning(
+                "%s: %d corrected example(s) no longer in the data, ignored: %s",
+                RELABELS,
+                len(stale),
+                stale[:5],
+            )
     write_frame(RAW_DATA, frame)
-    summary = {"rows": len(frame), "columns": len(frame.columns)}
+    summary = {"rows": len(frame), "columns": len(frame.columns), "relabeled": relabeled}
     if params.data.source_column:
         summary["sources"] = frame[params.data.source_column].value_counts().sort_index().to_dict()
     get_run_logger().info("ingested %s into %s", summary, RAW_DATA)

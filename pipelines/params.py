@@ -47,6 +47,7 @@ class DataParams(_Section):
     weight_column: str | None = None
     annotator_columns: list[str] = Field(default_factory=list)
     tag_columns: list[str] = Field(default_factory=list)
+    image_shape: tuple[int, int] | None = None
     feature_range: tuple[float, float] = (0.0, 1.0)
 
     @field_validator("path")
@@ -132,7 +133,6 @@ class DiagnoseParams(_Section):
 class AnalyzeParams(_Section):
     sample: int = Field(100, ge=1)
     low_confidence: float = Field(0.5, gt=0, lt=1)
-    image_shape: tuple[int, int] | None = None
     tag_quantile: float = Field(0.1, gt=0, lt=0.5)
     label_folds: int = Field(5, ge=0)
     gallery: int = Field(16, ge=0)
@@ -144,6 +144,18 @@ class AnalyzeParams(_Section):
         if value == 1:
             raise ValueError("label_folds must be 0 (skip train) or at least 2")
         return value
+
+
+class SynthesizeParams(_Section):
+    enabled: bool = False
+    mode: Literal["replace", "add"] = "replace"
+    degradation: Literal["auto", "none"] | Degradation = "auto"
+    max_shift: float = Field(0.25, ge=0)
+    strength: float = Field(1.0, gt=0, le=3)
+    transform: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    max_repeated_share: float = Field(0.2, ge=0, le=1)
+    measure: bool = True
+    seed: int = 0
 
 
 class ImproveParams(_Section):
@@ -194,6 +206,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     diagnose: DiagnoseParams = DiagnoseParams()
     analyze: AnalyzeParams = AnalyzeParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
     improve: ImproveParams = ImproveParams()
     sweep: SweepParams = SweepParams()
     mlflow: MlflowParams = MlflowParams()

@@ -28,6 +28,7 @@ from pipelines.artifacts import (
     SPLIT,
     SWEEP,
     SWEEP_TRIALS,
+    SYNTHESIS,
     TRAIN_HISTORY,
     VALIDATION,
     read_frame,
@@ -103,6 +104,7 @@ def log_to_mlflow(
     figures: dict[str, bytes],
     sweep: dict | None = None,
     analysis: dict | None = None,
+    synthesis: dict | None = None,
 ) -> str:
     metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
     metrics["human_level_error"] = found["human_level_error"]
@@ -122,6 +124,11 @@ def log_to_mlflow(
             {f"error_analysis/{names[row['tag']]}/share": row["share"] for row in analysis["tags"]}
         )
         metrics["label_issues/dev_share"] = analysis["label_issues"]["dev_share_of_errors"]
+    if synthesis and synthesis["enabled"]:
+        metrics["synthesize/repeated_share"] = synthesis["repeated_share"]
+        metrics.update({f"synthesize/domain_auc_{k}": v for k, v in synthesis["domain_auc"].items()})
+        for when, found_then in synthesis.get("data_mismatch", {}).items():
+            metrics[f"synthesize/data_mismatch_{when}"] = found_then["data_mismatch"]
     if sweep and sweep["best"]:
         metrics.update(
             {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
@@ -166,6 +173,7 @@ def report_flow(params: Params) -> dict:
     trials = read_frame(SWEEP_TRIALS, "sweep") if sweep and SWEEP_TRIALS.is_file() else None
     figures = draw_figures(found, history, confusion, evaluation["n_classes"], sweep, trials)
     analysis = read_json(ANALYZE, "analyze") if ANALYZE.is_file() else None
+    synthesis = read_json(SYNTHESIS, "synthesize") if SYNTHESIS.is_file() else None
     if analysis and ERROR_GALLERY.is_file():
         figures["error_gallery"] = ERROR_GALLERY.read_bytes()
     sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
@@ -177,6 +185,7 @@ def report_flow(params: Params) -> dict:
             "improve": improve,
             "sweep": sweep,
             "analysis": analysis,
+            "synthesis": synthesis,
             "sources": sources,
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
@@ -188,6 +197,8 @@ def report_flow(params: Params) -> dict:
         }
     )
     write_text(REPORT, html)
-    run_id = log_to_mlflow(params, found, evaluation, split, improve, history, figures, sweep, analysis)
+    run_id = log_to_mlflow(
+        params, found, evaluation, split, improve, history, figures, sweep, analysis, synthesis
+    )
     get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
     return {"report": str(REPORT), "mlflow_run_id": run_id}

@@ -31,6 +31,13 @@ def script(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a `dvc` subprocess: dvc runs each stage as `mlstrategy stage NAME`, so this
+    Python environment's scripts come first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, **(extra or {}), "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
 def configure_environment() -> None:
     for name, value in ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)

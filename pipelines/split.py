@@ -28,9 +28,11 @@ from pipelines.artifacts import (
     RAW_DATA,
     SPLIT,
     SPLITS_DIR,
+    SYNTHESIZED_DIR,
     VALIDATION,
     atomic_output,
     read_json,
+    remove_output,
     require,
     write_json,
 )
@@ -148,6 +150,8 @@ def write_splits(
     """Pass 2: every kept row into its split's file; returns the features of the sampled rows by code."""
     samples: dict[int, list[np.ndarray]] = {code: [] for code in range(len(SPLITS))}
     schema = pq.ParquetFile(path).schema_arrow.remove_metadata()
+    # Synthesized train data made from the old splits must not outlive them.
+    remove_output(SYNTHESIZED_DIR)
     with atomic_output(SPLITS_DIR) as tmp:
         tmp.mkdir()
         writers = [pq.ParquetWriter(tmp / f"{name}.parquet", schema) for name in SPLITS]

@@ -37,10 +37,22 @@ def n_classes(data: DataParams, *frames: pd.DataFrame) -> int:
 
 
 def read_splits(
-    data: DataParams, names: tuple[str, ...]
+    data: DataParams, names: tuple[str, ...], synthesized: bool = True
 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The named splits' tables (`names` must include train, whose columns decide the features) and the
-    (x, y) arrays of those that are not empty (a pipeline may have no train_dev or test)."""
-    frames = {name: read_frame(split_path(name), "split") for name in names}
+    (x, y) arrays of those that are not empty (a pipeline may have no train_dev or test). With
+    `synthesized`, train and train_dev are the synthesize stage's when it made them."""
+    frames = {name: read_frame(split_path(name, synthesized), "split") for name in names}
     features = feature_columns(frames["train"], data)
     return frames, {name: xy(frame, data, features) for name, frame in frames.items() if len(frame)}
+
+
+def as_images(x: np.ndarray, data: DataParams) -> np.ndarray:
+    """Feature rows x (n, h * w) as images (n, h, w) of params.yaml data.image_shape."""
+    shape = data.image_shape
+    if shape is None or x.shape[1] != shape[0] * shape[1]:
+        raise UserError(
+            f"params.yaml data.image_shape {None if shape is None else list(shape)} does not hold the "
+            f"data's {x.shape[1]} features; set it to the images' shape, or null for data that is not images"
+        )
+    return x.reshape(-1, *shape)

@@ -52,6 +52,8 @@ def copy_project(target: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "tmp", "cache")
     for name in ("components", "pipelines", ".dvc"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    (target / "data").mkdir()
+    shutil.copy2(ROOT / "data/relabels.csv", target / "data/relabels.csv")
     (target / "mlflow").mkdir()
     return target
 

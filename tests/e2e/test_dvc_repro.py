@@ -88,9 +88,49 @@ def test_bad_params_stop_the_stage_with_one_message(repo):
     finally:
         (project / "params.yaml").write_text(params)
     assert done.returncode != 0
+    # The first stage to rerun on a train change: synthesize (it measures the gap with the train config).
     assert (
-        "mlstrategy stage train: error: params.yaml: invalid parameters:\n  train.epohcs: unknown key"
+        "mlstrategy stage synthesize: error: params.yaml: invalid parameters:\n  train.epohcs: unknown key"
         in done.stderr
     )
     assert "Traceback" not in done.stderr
     assert (project / "metrics/evaluation.json").read_bytes() == before
+
+
+def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(repo):
+    import pandas as pd
+    import yaml
+
+    project, env, _ = repo
+    raw, relabels, lock = (
+        project / "data/raw/dataset.parquet",
+        project / "data/relabels.csv",
+        project / "dvc.lock",
+    )
+
+    def data_md5() -> str:
+        ingest = yaml.safe_load(lock.read_text())["stages"]["ingest"]
+        return next(out["md5"] for out in ingest["outs"] if out["path"] == "data/raw/dataset.parquet")
+
+    dev = pd.read_parquet(project / "data/splits/dev.parquet")[["id", "label"]].head(2)
+    test = pd.read_parquet(project / "data/splits/test.parquet")[["id", "label"]].head(1)
+    only_dev = pd.DataFrame({"id": dev["id"], "corrected": (dev["label"] + 1) % 10})
+    (project / "fixes.csv").write_text(only_dev.to_csv(index=False))
+    before = (raw.read_bytes(), relabels.read_bytes(), data_md5())
+    mlstrategy = [str(BIN / "mlstrategy"), "relabel", "fixes.csv"]
+    refused = subprocess.run(mlstrategy, cwd=project, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "the file corrects dev but no test example" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (raw.read_bytes(), relabels.read_bytes(), data_md5()) == before
+
+    # Test reviewed too (its row keeps the label): accepted, and the data gets a new version.
+    both = pd.concat([only_dev, test.rename(columns={"label": "corrected"})])
+    (project / "fixes.csv").write_text(both.to_csv(index=False))
+    done = subprocess.run(mlstrategy, cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "3 reviewed (dev 2, test 1); 2 label(s) changed" in done.stdout
+    assert data_md5() != before[2]
+    labels = pd.read_parquet(raw).set_index("id")["label"]
+    assert labels[dev["id"]].tolist() == only_dev["corrected"].tolist()
+    assert labels[test["id"]].tolist() == test["label"].tolist()

@@ -61,6 +61,9 @@ def test_whole_pipeline_writes_the_contracts(ran):
     for step in improve["iterations"]:
         assert {"gap", "action", "params", "dev_metric_before", "dev_metric_after", "kept"} <= set(step)
         assert step["kept"] == (step["dev_metric_after"] > step["dev_metric_before"])
+    if diagnosis["principal"] == "data_mismatch":  # the bundled data's: synthesis comes first
+        assert improve["iterations"][0]["action"] == "synthesize training data like dev"
+        assert {"strength", "mode"} == set(improve["iterations"][0]["trials"][0]["params"]["synthesis"])
     assert improve["final"]["principal"] in (
         "avoidable_bias",
         "variance",

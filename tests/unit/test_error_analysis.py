@@ -90,8 +90,24 @@ def test_the_stage_refuses_an_image_shape_that_does_not_fit_the_features():
     from pipelines.errors import UserError
     from pipelines.params import Params
 
-    params = Params.model_validate({"analyze": {"image_shape": [5, 5]}})
+    params = Params.model_validate({"data": {"image_shape": [5, 5]}})
     dev = pd.DataFrame({"id": ["a", "b"], "source": ["phone"] * 2, "label": [0, 1]})
     x = np.zeros((2, 64), np.float32)
-    with pytest.raises(UserError, match=r"analyze.image_shape \[5, 5\] holds 25 values, but the data has 64"):
+    with pytest.raises(UserError, match=r"data.image_shape \[5, 5\] does not hold the data's 64 features"):
         dev_tags(params, dev, x, x, np.full((2, 2), 0.5))
+
+
+def test_text_tags_length_and_unknown_words():
+    from components.error_analysis import text_measures, text_tags
+
+    train = ["the cat sat on the mat", "a dog ran", "the bird sang a song today", "cats and dogs"]
+    dev = ["the cat", "zyx qwv the", "the dog sat on the mat and the cat ran after a bird today"]
+    measures = text_measures(dev, {"the", "cat"})
+    assert measures["length"].tolist() == [2, 3, 14]
+    assert measures["unknown_share"].tolist() == pytest.approx([0.0, 2 / 3, 10 / 14])
+    tags = text_tags(dev, train, quantile=0.25)
+    assert tags.to_dict("list") == {
+        "short": [True, False, False],
+        "long": [False, False, True],
+        "unknown_words": [False, True, False],  # "after" is 1 unknown word in 14
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.diagnosis import diagnose
-from components.recipe import basic_recipe
+from components.recipe import SYNTHESIZE, Setup, basic_recipe
 from components.scenarios import SCENARIOS, make_scenario, run_scenario, scenario_outcome
 
 
@@ -22,13 +22,14 @@ def test_the_recipe_loop_cuts_the_planted_bias():
     scenario = make_scenario("avoidable_bias", seed=0)
     _, sizes = run_scenario(scenario)
     result = basic_recipe(
-        scenario.config,
+        Setup(scenario.config),
         scenario_outcome(scenario),
-        lambda config: scenario_outcome(scenario, config),
+        lambda setup: scenario_outcome(scenario, setup.config),
         scenario.bayes_error,
         sizes,
         max_iterations=2,
         trials=2,
+        unavailable={SYNTHESIZE},  # a scenario's inputs are not images
     )
     first = result.iterations[0]
     assert (first.gap, first.action, first.kept) == ("avoidable_bias", "train a bigger model", True)

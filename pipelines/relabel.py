@@ -1,0 +1,141 @@
+"""`mlstrategy relabel FILE`: apply a person's corrected labels to dev and test together (train with
+--train), as a new DVC data version.
+
+The corrections accumulate in data/relabels.csv (id, corrected), which the `ingest` stage applies; this
+command checks the file, merges it in and runs `dvc repro ingest`, so data/raw/dataset.parquet and its hash
+in dvc.lock change. A refused file, or a failed ingest, leaves data/relabels.csv and the data as they were.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from components.relabel import ID, LABEL, check_corrections, file_lines, merge_corrections
+from components.train_dev import SPLITS
+from pipelines.artifacts import RAW_DATA, RELABELS, read_frame, split_path, write_frame
+from pipelines.errors import UserError
+from pipelines.params import Params
+from pipelines.runtime import dvc_env, script
+
+
+@dataclass(frozen=True)
+class Relabeled:
+    """What one `relabel` did: reviewed rows per split, how many labels changed, the data's hash before
+    and after (dvc.lock's md5 of data/raw/dataset.parquet)."""
+
+    reviewed: dict[str, int]
+    changed: int
+    data_before: str | None
+    data_after: str | None
+
+
+def read_corrections(path: Path) -> pd.DataFrame:
+    """The reviewed rows of a corrections file (CSV or Parquet with columns id and corrected; a row with
+    an empty `corrected` was not reviewed), indexed by their row in the file."""
+    frame = _read_text_table(path)
+    if LABEL not in frame.columns or ID not in frame.columns:
+        raise UserError(
+            f"{path}: needs columns {ID!r} and {LABEL!r} (the label each reviewed example should have; "
+            f"reports/relabel_queue.csv has both); columns present: {list(frame.columns)}"
+        )
+    reviewed = frame[LABEL].fillna("").astype(str).str.strip() != ""
+    if not reviewed.any():
+        raise UserError(f"{path}: no row has a {LABEL!r} label: fill it in for the examples you reviewed")
+    return frame[reviewed]
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    """A CSV (every cell as text: ids keep their leading zeros, labels are checked as written; blank lines
+    kept, so that row i is line i + 2) or a Parquet file."""
+    if path.suffix != ".csv" or not path.is_file():
+        return read_frame(path)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except Exception as error:  # pandas raises many types for a malformed file
+        raise UserError(f"{path}: cannot be read as CSV: {error}") from error
+
+
+def read_relabels() -> pd.DataFrame:
+    """The corrections so far (data/relabels.csv: id, corrected as int), checked: the file is meant to be
+    written by `mlstrategy relabel`, but it is a plain CSV a person may edit."""
+    if not RELABELS.is_file():
+        return pd.DataFrame({ID: pd.Series(dtype=str), LABEL: pd.Series(dtype="int64")})
+    frame = _read_text_table(RELABELS)
+    if list(frame.columns[:2]) != [ID, LABEL]:
+        raise UserError(f"{RELABELS}: expected columns {ID!r}, {LABEL!r}, found {list(frame.columns)}")
+    frame = frame[(frame[[ID, LABEL]] != "").any(axis=1)]  # blank lines
+    labels = pd.to_numeric(frame[LABEL], errors="coerce")
+    problems = []
+    bad = labels.isna() | (labels != labels.round()) | (labels < 0)
+    if bad.any():
+        problems.append(f"{file_lines(frame.index[bad])}: {LABEL!r} is not a label")
+    repeated = frame[ID].duplicated(keep=False)
+    if repeated.any():
+        problems.append(f"{file_lines(frame.index[repeated])}: id given more than once")
+    if problems:
+        raise UserError(
+            f"{RELABELS}: " + "; ".join(problems) + " (write it with `mlstrategy relabel`, or restore it: "
+            "`git checkout data/relabels.csv`)"
+        )
+    return frame.assign(**{LABEL: labels.astype("int64")})
+
+
+def current_splits(params: Params) -> tuple[dict[str, str], dict[str, int]]:
+    """id -> split of every example in data/splits, and the label each has now."""
+    split_of, labels = {}, {}
+    data = params.data
+    for name in SPLITS:
+        path = split_path(name, synthesized=False)  # real examples, not synthesized copies
+        if not path.is_file():
+            continue
+        frame = pd.read_parquet(path, columns=[data.id_column, data.label_column])
+        ids = frame[data.id_column].astype(str)
+        split_of.update(dict.fromkeys(ids, name))
+        labels.update(zip(ids, frame[data.label_column].astype(int), strict=True))
+    if not split_of:
+        raise UserError(f"{split_path('dev').parent}: no splits yet; run `mlstrategy run` first")
+    return split_of, labels
+
+
+def data_hash() -> str | None:
+    """dvc.lock's md5 of the raw dataset: the data version."""
+    lock = Path("dvc.lock")
+    if not lock.is_file():
+        return None
+    stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get("ingest", {})
+    return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == str(RAW_DATA)), None)
+
+
+def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
+    """Check `path`, merge it into data/relabels.csv and make the new data version with `dvc repro
+    ingest`. Nothing is written when the file is refused; data/relabels.csv is restored when ingest fails."""
+    corrections = read_corrections(path)
+    split_of, labels_now = current_splits(params)
+    try:
+        checked = check_corrections(corrections, split_of, params.data.labels, train=train)
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from None
+    previous = read_relabels()
+    previous_bytes = RELABELS.read_bytes() if RELABELS.is_file() else None
+    before = data_hash()
+    try:
+        write_frame(RELABELS, merge_corrections(previous, checked))
+        done = subprocess.run([script("dvc"), "repro", "ingest"], env=dvc_env(), check=False)
+        if done.returncode != 0:
+            raise UserError(f"`dvc repro ingest` failed (exit {done.returncode}); {RELABELS} is as it was")
+    except BaseException as error:  # a failed or interrupted ingest: the corrections were not applied
+        if previous_bytes is None:
+            RELABELS.unlink(missing_ok=True)
+        else:
+            RELABELS.write_bytes(previous_bytes)
+        if isinstance(error, OSError):
+            raise UserError(f"cannot run dvc ({error}); {RELABELS} is as it was") from error
+        raise
+    changed = int(sum(labels_now[i] != label for i, label in zip(checked[ID], checked[LABEL], strict=True)))
+    reviewed = checked["split"].value_counts().to_dict()
+    return Relabeled({k: int(v) for k, v in reviewed.items()}, changed, before, data_hash())
