@@ -13,7 +13,7 @@ help:
 	@echo "make run    set up, then run the pipeline on the bundled data (dvc repro through Prefect, tracked in MLflow)"
 	@echo "make test   set up, then run the tests"
 	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
-	@echo "make bench  the benchmarks (pipeline overhead; split at scale; diagnosis on planted problems; sweeps; error analysis and synthesis)"
+	@echo "make bench  the benchmarks (pipeline overhead; split and validation at scale; diagnosis on planted problems; sweeps; error analysis and synthesis)"
 	@echo "make lint   ruff"
 
 setup: $(STAMP)
@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_split.py
+	$(BIN)/python benchmarks/bench_validate.py
 	$(BIN)/python benchmarks/bench_diagnosis.py
 	$(BIN)/mlstrategy run  # the sweep benchmark reads the default data's splits
 	$(BIN)/python benchmarks/bench_sweep.py

@@ -48,6 +48,7 @@ class DataParams(_Section):
     annotator_columns: list[str] = Field(default_factory=list)
     tag_columns: list[str] = Field(default_factory=list)
     image_shape: tuple[int, int] | None = None
+    min_rows_per_class: int = Field(5, ge=1)
     feature_range: tuple[float, float] = (0.0, 1.0)
 
     @field_validator("path")

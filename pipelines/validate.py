@@ -29,6 +29,7 @@ def contract_for(frame: pd.DataFrame, params: Params) -> DataContract:
         feature_range=data.feature_range,
         labels=tuple(data.labels) if data.labels else None,
         source_column=data.source_column,
+        min_rows_per_class=data.min_rows_per_class,
     )
 
 
@@ -87,13 +88,13 @@ def validate_flow(params: Params) -> dict:
     contract = contract_for(frame, params)
     with atomic_output(DATA_DOCS) as docs_dir:
         result = run_checkpoint(frame, contract, docs_dir)
-        found = violations(result)
+        found = violations(result, frame, contract)
         if found:
             with atomic_output(FAILED_DATA_DOCS) as failed_dir:
                 docs_dir.rename(failed_dir)
             raise UserError(
                 f"{RAW_DATA} violates the data contract "
-                f"({len(found)} of {len(result.results)} expectations):\n"
+                f"({len(found)} of {len(result.results) + 1} checks):\n"
                 f"{summarize(found)}\nData Docs: {FAILED_DATA_DOCS / 'index.html'}"
             )
     summary = {"success": True, "rows": len(frame), "evaluated": len(result.results)}

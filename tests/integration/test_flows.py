@@ -169,7 +169,8 @@ def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
     with pytest.raises(UserError) as raised:
         run_all(("validate",))
     message = str(raised.value)
-    assert "expect_column_values_to_be_between on column 'px_0_0'" in message and "7.5" in message
+    assert "values in feature_range [0.0, 1.0] on column 'px_0_0': 1 bad value(s)" in message
+    assert "e.g. [7.5] at rows [3] (0-based)" in message
     assert "expect_column_values_to_be_in_set on column 'label'" in message and "42" in message
     assert "reports/failed/data_docs/index.html" in message
     assert digest(artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR) == kept

@@ -1,0 +1,241 @@
+"""The bad-input catalogue: one case per kind of bad data or bad parameter. Each must end the stage with
+one clear message naming what and where (no traceback), exit status 1, and the last good outputs
+unchanged (hashed before and after). Runs the CLI in-process (`mlstrategy stage NAME`) on a project whose
+ingest, validate and split once succeeded on the bundled data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import artifacts
+from pipelines.cli import main
+from tests.conftest import FAST_PARAMS, copy_project, write_params
+
+# Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.
+OUTPUTS = {
+    "ingest": (artifacts.RAW_DATA,),
+    "validate": (artifacts.VALIDATION, artifacts.DATA_DOCS),
+    "split": (artifacts.SPLITS_DIR, artifacts.SPLIT),
+}
+
+
+def digest(paths) -> dict[str, str]:
+    found = {}
+    for path in paths:
+        files = (
+            sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+        )
+        for file in files:
+            found[str(file)] = hashlib.blake2b(file.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, prefect_api):
+    project = copy_project(tmp_path_factory.mktemp("bad_input"))
+    write_params(project, FAST_PARAMS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        patch.setenv("MLSTRATEGY_EXECUTION_ID", "bad-input")
+        for name in ("ingest", "validate", "split"):
+            assert main(["stage", name]) == 0
+    return project
+
+
+@pytest.fixture
+def project(good, monkeypatch):
+    monkeypatch.chdir(good)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "bad-input")  # the CLI sets it; undone after each case
+    params = (good / "params.yaml").read_text()
+    yield good
+    (good / "params.yaml").write_text(params)
+
+
+def digits_table(n: int = 300) -> pd.DataFrame:
+    """A small valid user table: id, label and 64 pixels in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    frame = pd.DataFrame((digits.images[:n] / 16.0).reshape(n, -1), columns=[f"p{i}" for i in range(64)])
+    frame.insert(0, "label", digits.target[:n])
+    frame.insert(0, "id", [f"u{i:04d}" for i in range(n)])
+    return frame
+
+
+def use_table(project: Path, name: str, **data) -> None:
+    write_params(
+        project,
+        {"data": {"path": name, "source_column": None, "target_sources": [], "image_shape": None, **data}},
+    )
+
+
+def bad_csv(project: Path, text: bytes | str, name: str = "bad.csv") -> None:
+    (project / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    use_table(project, name)
+
+
+def bad_table(project: Path, frame: pd.DataFrame, name: str = "bad.parquet", **data) -> None:
+    frame.to_parquet(project / name, index=False)
+    use_table(project, name, **data)
+
+
+def bad_params(project: Path, replace: tuple[str, str]) -> None:
+    path = project / "params.yaml"
+    old, new = replace
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def with_nan_and_inf() -> pd.DataFrame:
+    frame = digits_table()
+    frame.loc[4, "p3"] = np.nan
+    frame.loc[7, "p9"] = np.inf
+    return frame
+
+
+def one_class() -> pd.DataFrame:
+    frame = digits_table()
+    frame["label"] = 3
+    return frame
+
+
+def duplicate_ids() -> pd.DataFrame:
+    frame = digits_table()
+    frame.loc[5, "id"] = frame.loc[2, "id"]
+    return frame
+
+
+def wrong_type() -> pd.DataFrame:
+    frame = digits_table()
+    frame["p5"] = frame["p5"].astype(str)
+    return frame
+
+
+def one_nine() -> pd.DataFrame:
+    """A single 9: dev or test (or both) cannot have one."""
+    frame = digits_table(1000)
+    return frame.drop(index=frame.index[frame["label"] == 9][1:]).reset_index(drop=True)
+
+
+# (name, how to break the project, stages to run, what the message must say)
+CASES = [
+    (
+        "ragged CSV rows",
+        lambda p: bad_csv(p, "id,label,p0\na,1,0.5\nb,0,0.1,0.7,0.9\n"),
+        ["ingest"],
+        "bad.csv: cannot be read as CSV",
+    ),
+    (
+        "missing label column",
+        lambda p: bad_table(p, digits_table().drop(columns="label")),
+        ["ingest"],
+        "bad.parquet: missing column(s) ['label']",
+    ),
+    (
+        "wrong column type",
+        lambda p: bad_table(p, wrong_type()),
+        ["ingest", "validate"],
+        "expect_column_values_to_be_in_type_list on column 'p5'",
+    ),
+    (
+        "NaN and inf",
+        lambda p: bad_table(p, with_nan_and_inf()),
+        ["ingest", "validate"],
+        "expect_column_values_to_not_be_null on column 'p3': 1 bad value(s)",
+    ),
+    ("empty file", lambda p: bad_csv(p, ""), ["ingest"], "bad.csv: cannot be read as CSV"),
+    (
+        "a single class",
+        lambda p: bad_table(p, one_class()),
+        ["ingest", "validate"],
+        "expect_column_unique_value_count_to_be_between on column 'label'",
+    ),
+    (
+        "a class absent from dev",
+        lambda p: (
+            bad_table(p, one_nine(), min_rows_per_class=1),
+            write_params(p, {"split": {"checks": {"on_missing_class": "fail"}}}),
+        ),
+        ["ingest", "validate", "split"],
+        "has no example of class(es) [9] (split.checks.on_missing_class: fail)",
+    ),
+    (
+        "too few rows of a class",
+        lambda p: bad_table(p, one_nine()),
+        ["ingest", "validate"],
+        "min_rows_per_class on column 'label'",
+    ),
+    (
+        "duplicate ids",
+        lambda p: bad_table(p, duplicate_ids()),
+        ["ingest", "validate"],
+        "expect_column_values_to_be_unique on column 'id'",
+    ),
+    (
+        "non-UTF-8 text",
+        lambda p: bad_csv(p, "id,label,p0\n\xe9t\xe9,1,0.5\n".encode("latin-1")),
+        ["ingest"],
+        "bad.csv: cannot be read as CSV: 'utf-8' codec can't decode",
+    ),
+    (
+        "params: unknown key",
+        lambda p: bad_params(p, ("  epochs: 3", "  epochs: 3\n  epohcs: 3")),
+        ["split"],
+        "train.epohcs: unknown key",
+    ),
+    (
+        "params: wrong type",
+        lambda p: bad_params(p, ("  batch_size: 64", "  batch_size: sixty-four")),
+        ["split"],
+        "train.batch_size",
+    ),
+    (
+        "params: ratios not summing to 1",
+        lambda p: bad_params(p, ("  ratios: null", "  ratios: {train: 0.8, dev: 0.3, test: 0.1}")),
+        ["split"],
+        "ratios must sum to 1, got train 0.8 + dev 0.3 + test 0.1 = 1.2",
+    ),
+    (
+        "params: negative value",
+        lambda p: bad_params(p, ("  dropout: 0.0", "  dropout: -0.5")),
+        ["split"],
+        "dropout must be in [0, 1), got -0.5",
+    ),
+    (
+        "params: path outside the project",
+        lambda p: write_params(p, {"data": {"path": "../elsewhere/data.csv"}}),
+        ["ingest"],
+        "'../elsewhere/data.csv' must be a path inside the project",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "breaks", "stages", "says"), CASES, ids=[case[0] for case in CASES])
+def test_bad_input_gets_one_clear_message_and_keeps_the_last_good_outputs(
+    project, capsys, name, breaks, stages, says
+):
+    before = {stage: digest(paths) for stage, paths in OUTPUTS.items()}
+    breaks(project)
+    codes = []
+    for stage in stages:
+        codes.append(main(["stage", stage]))
+        if codes[-1]:
+            break
+    err = capsys.readouterr().err
+    assert codes[-1] == 1, f"{name}: exit codes {codes}"
+    failed = stages[len(codes) - 1]
+    assert f"mlstrategy stage {failed}: error: " in err and says in err, err[-2000:]
+    assert "Traceback" not in err
+    later = list(OUTPUTS)[list(OUTPUTS).index(failed) :]
+    assert {stage: digest(OUTPUTS[stage]) for stage in later} == {stage: before[stage] for stage in later}
+
+
+def test_the_catalogue_covers_every_case_the_issue_lists():
+    assert len(CASES) == 15
