@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--columns", type=int, default=50)
     args = parser.parse_args()
-    from components.data_contract import violations
+    from components.data_contract import expectation_suite, violations
     from pipelines.params import Params
     from pipelines.validate import contract_for, run_checkpoint
 
@@ -77,7 +77,8 @@ def main() -> None:
         started = time.perf_counter()
         frame = pd.read_parquet(path)
         contract = contract_for(frame, params)
-        result = run_checkpoint.fn(frame, contract, Path(tmp) / "docs")
+        expectations = list(expectation_suite(contract).expectations)
+        result = run_checkpoint.fn(frame, expectations, Path(tmp) / "docs")
         found = violations(result, frame, contract)
         seconds = time.perf_counter() - started
         print(

@@ -195,6 +195,12 @@ class SweepParams(_Section):
         return self
 
 
+class DriftParams(_Section):
+    mode: Literal["off", "warn", "fail"] = "warn"
+    threshold: float = Field(0.1, gt=0)
+    bins: int = Field(10, ge=2)
+
+
 class MlflowParams(_Section):
     experiment: str = "mlstrategy"
 
@@ -202,6 +208,7 @@ class MlflowParams(_Section):
 class Params(_Section):
     data: DataParams = DataParams()
     ingest: IngestParams = IngestParams()
+    drift: DriftParams = DriftParams()
     split: SplitPolicy = SplitPolicy()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateParams = EvaluateParams()

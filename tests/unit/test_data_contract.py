@@ -1,5 +1,6 @@
 import great_expectations as gx
 import pandas as pd
+import pytest
 
 from components.data_contract import DataContract, expectation_suite, summarize, violations
 
@@ -81,3 +82,27 @@ def test_rare_classes_are_named():
     assert found.sample == ["1: 1", "2: 2"] and found.unexpected_count == 2
     assert "needs 3 examples or more" in str(found)
     assert rare_classes(pd.Series([0, 0, 0]), contract) is None
+
+
+def test_drift_profile_and_divergence():
+    import numpy as np
+
+    from components.drift import drift_expectations, drifted, reference_profile
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"x": rng.normal(0.5, 0.1, 2000), "kind": rng.choice(["a", "b"], 2000)})
+    profile = reference_profile(reference, ["x", "kind"], bins=10)
+    assert len(profile["x"]["bins"]) == 11 and sum(profile["x"]["weights"]) == pytest.approx(1)
+    assert profile["kind"]["values"] == ["a", "b"]
+    context = gx.get_context(mode="ephemeral")
+    batches = (
+        context.data_sources.add_pandas("d")
+        .add_dataframe_asset("d")
+        .add_batch_definition_whole_dataframe("b")
+    )
+    suite = gx.ExpectationSuite(name="drift", expectations=drift_expectations(profile, 0.1))
+    same = pd.DataFrame({"x": rng.normal(0.5, 0.1, 2000), "kind": rng.choice(["a", "b"], 2000)})
+    moved = pd.DataFrame({"x": rng.normal(0.7, 0.1, 2000), "kind": ["a"] * 1990 + ["c"] * 10})
+    for frame, expected in ((same, []), (moved, ["kind", "x"])):
+        result = batches.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+        assert sorted(d.column for d in drifted(result)) == expected
