@@ -1,5 +1,6 @@
 """Where each stage reads and writes, and how: every output is written to a temporary sibling and renamed
-into place, so a failed or killed stage leaves the last good output as it was.
+into place, so a failed or killed stage leaves the last good output as it was (and the next write clears
+what a killed one left behind).
 
 Paths are relative to the project root (DVC runs every stage there); they match `dvc.yaml`.
 """
@@ -60,6 +61,7 @@ def split_path(name: str, synthesized: bool = True) -> Path:
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path` (a file or a directory); on success it replaces `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover(path)
     # Keep the suffix: Keras and pandas pick the format from it.
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     _remove(tmp)
@@ -77,6 +79,31 @@ def atomic_output(path: Path) -> Iterator[Path]:
             tmp.replace(path)
     finally:
         _remove(tmp)
+
+
+def _recover(path: Path) -> None:
+    """Clean up after a writer of `path` that was killed (SIGKILL, power loss): its temporary sibling goes;
+    a last good directory it had moved aside comes back if the new one never took its place."""
+    for leftover in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
+        if not _alive(leftover.name.removesuffix(path.suffix).rsplit("-", 1)[1]):
+            _remove(leftover)
+    for old in path.parent.glob(f".{path.name}.old-*"):
+        if not _alive(old.name.rsplit("-", 1)[1]):
+            if path.exists():
+                _remove(old)
+            else:
+                old.rename(path)
+
+
+def _alive(pid: str) -> bool:
+    """Whether process `pid` (text from a file name) still runs; a name that is not a pid counts as alive."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError, OverflowError):
+        return True
+    return True
 
 
 def remove_output(path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import STAGES
-from tests.conftest import copy_project, write_params
+from tests.conftest import FAST_PARAMS, copy_project, write_params
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -26,7 +26,9 @@ def dvc(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, prefect_api):
     project = copy_project(tmp_path_factory.mktemp("e2e"))
-    write_params(project, {"train": {"epochs": 2, "hidden_units": [16]}, "evaluate": {"latency_calls": 20}})
+    # Small and fast, as the other tests: this module checks DVC's behaviour, not the sweep's or the loop's.
+    write_params(project, FAST_PARAMS)
+    write_params(project, {"train": {"epochs": 2, "hidden_units": [16]}})
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
@@ -34,8 +36,12 @@ def repo(tmp_path_factory, prefect_api):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_API_URL": prefect_api}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLSTRATEGY_EXECUTION_ID", None)
-    first = dvc(project, env, "repro")
-    return project, env, first
+    env["MLSTRATEGY_STAGE_SERVER"] = "1"  # as `make run` does: stages fork from a warm process
+    try:
+        first = dvc(project, env, "repro")
+        yield project, env, first
+    finally:
+        subprocess.run([str(BIN / "mlstrategy"), "stage-server", "stop"], cwd=project, env=env, check=False)
 
 
 def test_repro_writes_metrics_and_one_mlflow_run(repo):
