@@ -77,8 +77,7 @@ def main() -> None:
         started = time.perf_counter()
         frame = pd.read_parquet(path)
         contract = contract_for(frame, params)
-        expectations = list(expectation_suite(contract).expectations)
-        result = run_checkpoint.fn(frame, expectations, Path(tmp) / "docs")
+        result = run_checkpoint.fn(frame, expectation_suite(contract), Path(tmp) / "docs")
         found = violations(result, frame, contract)
         seconds = time.perf_counter() - started
         print(

@@ -68,8 +68,8 @@ class Violation:
 
 
 def expectation_suite(contract: DataContract, name: str = "raw_data") -> gx.ExpectationSuite:
-    """The GX suite for the contract: columns and types, label set, at least two classes with enough rows
-    each, no nulls (NaN included), feature range (which also refuses inf), unique ids."""
+    """The GX suite for the contract: columns and types, label set, at least two classes, no nulls (NaN
+    included), feature range (which also refuses inf), unique ids. Rows per class: `violations`."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -185,8 +185,8 @@ def rare_classes(labels: Any, contract: DataContract) -> Violation | None:
     )
 
 
-def summarize(found: Sequence[Violation], limit: int = 10) -> str:
-    """A short multi-line summary of the first `limit` violations."""
+def summarize(found: Sequence[object], limit: int = 10) -> str:
+    """A short multi-line summary of the first `limit` findings (violations, drifted columns)."""
     lines = [f"- {v}" for v in found[:limit]]
     if len(found) > limit:
         lines.append(f"- ... and {len(found) - limit} more")

@@ -2,8 +2,7 @@
 
 The reference is kept as a profile (per column: histogram bins and weights from quantiles of a numeric
 column, or the share of each value of a categorical one), small enough to version next to the pipeline.
-Each column of a new batch is compared with it by Great Expectations' KL-divergence expectation, so drift
-shows up in the same checkpoint and Data Docs as the contract.
+Each column of a new batch is compared with it by Great Expectations' KL-divergence expectation.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ source reused across many examples (one hour of car noise for 10,000 hours of sp
 to that source while it looks fine to a person.
 
 For images the target's degradations (blur, contrast loss, noise, shifts) are estimated from target images
-and applied to non-target ones; any other transform can be passed in. Pure functions on arrays.
+and applied to non-target ones with `components.datasets.degrade`, the function that made the bundled
+phone images. Pure functions on arrays.
 """
 
 from __future__ import annotations
@@ -84,11 +85,6 @@ def scaled(degradation: Degradation, strength: float) -> Degradation:
     )
 
 
-def synthesize_images(images: np.ndarray, degradation: Degradation, rng: np.random.Generator) -> np.ndarray:
-    """Non-target images (n, h, w) in [0, 1] made target-like by `degradation`."""
-    return degrade(images, degradation, rng)
-
-
 @dataclass(frozen=True)
 class Diversity:
     """How varied the synthesis is: the share of synthesized examples whose added pattern (synthesized
@@ -119,7 +115,6 @@ def diversity(
     norms = np.linalg.norm(added, axis=1, keepdims=True)
     unit = added / np.where(norms > 0, norms, 1.0)
     similar = unit @ unit.T > threshold
-    np.fill_diagonal(similar, False)
     similar |= (norms == 0) & (norms == 0).T  # examples left unchanged repeat each other trivially
     np.fill_diagonal(similar, False)
     return Diversity(repeated_share=float(similar.any(axis=1).mean()) if len(added) else 0.0)

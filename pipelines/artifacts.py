@@ -64,7 +64,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     _recover(path)
     # Keep the suffix: Keras and pandas pick the format from it.
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    _remove(tmp)
+    remove_output(tmp)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
@@ -72,13 +72,13 @@ def atomic_output(path: Path) -> Iterator[Path]:
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             path.rename(old)
             tmp.rename(path)
-            _remove(old)
+            remove_output(old)
         else:
             if path.is_dir():
-                _remove(path)
+                remove_output(path)
             tmp.replace(path)
     finally:
-        _remove(tmp)
+        remove_output(tmp)
 
 
 def _recover(path: Path) -> None:
@@ -86,11 +86,11 @@ def _recover(path: Path) -> None:
     a last good directory it had moved aside comes back if the new one never took its place."""
     for leftover in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
         if not _alive(leftover.name.removesuffix(path.suffix).rsplit("-", 1)[1]):
-            _remove(leftover)
+            remove_output(leftover)
     for old in path.parent.glob(f".{path.name}.old-*"):
         if not _alive(old.name.rsplit("-", 1)[1]):
             if path.exists():
-                _remove(old)
+                remove_output(old)
             else:
                 old.rename(path)
 
@@ -108,10 +108,6 @@ def _alive(pid: str) -> bool:
 
 def remove_output(path: Path) -> None:
     """Delete an output (a file or a directory) if it is there."""
-    _remove(path)
-
-
-def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():

@@ -72,8 +72,8 @@ class Trainer:
             }
         return self.synthesized[setup.synthesis]
 
-    def error(self, model, split: str, arrays: dict | None = None) -> float:
-        x, y = (arrays or self.arrays)[split]
+    def error(self, model, split: str) -> float:
+        x, y = self.arrays[split]
         return error_rate(y, predict_classes(model, x))
 
     def __call__(self, setup: recipe.Setup) -> recipe.Outcome:
@@ -84,11 +84,13 @@ class Trainer:
 
     def outcome(self, model, arrays: dict | None = None) -> recipe.Outcome:
         arrays = arrays or self.arrays
-        errors = {
-            name: self.error(model, name, arrays) for name in ("train", "train_dev", "dev") if name in arrays
+        predicted = {
+            name: predict_classes(model, arrays[name][0])
+            for name in ("train", "train_dev", "dev")
+            if name in arrays
         }
-        x_dev, y_dev = self.arrays["dev"]
-        dev_metric = metric(self.metric, y_dev, predict_classes(model, x_dev), self.classes, self.dev_weights)
+        errors = {name: error_rate(arrays[name][1], found) for name, found in predicted.items()}
+        dev_metric = metric(self.metric, arrays["dev"][1], predicted["dev"], self.classes, self.dev_weights)
         return recipe.Outcome(diagnosis.Errors(**errors), dev_metric, self.measures(model))
 
     def measures(self, model) -> dict[str, float]:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from components.relabel import ID, LABEL, check_corrections, file_lines, merge_corrections
 from components.train_dev import SPLITS
-from pipelines.artifacts import RAW_DATA, RELABELS, read_frame, split_path, write_frame
+from pipelines.artifacts import RAW_DATA, RELABELS, file_digest, read_frame, split_path, write_frame
 from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.runtime import dvc_env, script
@@ -25,8 +24,8 @@ from pipelines.runtime import dvc_env, script
 
 @dataclass(frozen=True)
 class Relabeled:
-    """What one `relabel` did: reviewed rows per split, how many labels changed, the data's hash before
-    and after (dvc.lock's md5 of data/raw/dataset.parquet)."""
+    """What one `relabel` did: reviewed rows per split, how many labels changed, the data's md5 before
+    and after."""
 
     reviewed: dict[str, int]
     changed: int
@@ -103,12 +102,8 @@ def current_splits(params: Params) -> tuple[dict[str, str], dict[str, int]]:
 
 
 def data_hash() -> str | None:
-    """dvc.lock's md5 of the raw dataset: the data version."""
-    lock = Path("dvc.lock")
-    if not lock.is_file():
-        return None
-    stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get("ingest", {})
-    return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == str(RAW_DATA)), None)
+    """The data version: the raw dataset's md5, which DVC records for it in dvc.lock."""
+    return file_digest(RAW_DATA, "md5") if RAW_DATA.is_file() else None
 
 
 def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:

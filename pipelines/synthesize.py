@@ -21,6 +21,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from components import synthesis
+from components.datasets import degrade
 from components.evaluation import error_rate
 from components.same_distribution import domain_classifier_auc
 from components.training import predict_classes, train
@@ -98,7 +99,7 @@ class Synthesizer:
         """Feature rows (n, d) of non-target examples, synthesized: (n, d) float32."""
         out = as_images(rows, self.data) if self.data.image_shape else rows
         if self.degradation is not None:
-            out = synthesis.synthesize_images(out, synthesis.scaled(self.degradation, strength), rng)
+            out = degrade(out, synthesis.scaled(self.degradation, strength), rng)
         if self.transform is not None:
             out = np.asarray(self.transform(out, rng), dtype=np.float64)
         if out.size != rows.size:
@@ -107,10 +108,10 @@ class Synthesizer:
 
     def __call__(
         self, frames: dict[str, pd.DataFrame], strength: float = 1.0, mode: str = "replace"
-    ) -> tuple[dict[str, pd.DataFrame], float]:
+    ) -> tuple[dict[str, pd.DataFrame], synthesis.Diversity]:
         """train and train_dev of `frames` with their non-target examples synthesized (`mode` replace:
-        in their place, same ids; add: beside them, ids suffixed '~synth'), and the largest share of
-        examples that repeat another's added pattern (the diversity guard's measure)."""
+        in their place, same ids; add: beside them, ids suffixed '~synth'), and the diversity guard's
+        measure (the larger of the two splits')."""
         data, rng = self.data, np.random.default_rng(self.seed)
         made, repeated = {}, 0.0
         for name in TRAINING:
@@ -130,7 +131,7 @@ class Synthesizer:
                 made[name][data.id_column] = made[name][data.id_column].astype(str)  # one type for Parquet
             else:
                 made[name] = pd.concat([frame[~keep], synthesized]).sort_index()
-        return made, repeated
+        return made, synthesis.Diversity(repeated)
 
 
 def available(params: Params) -> bool:
@@ -149,9 +150,9 @@ def mismatch_gap(params: Params, arrays: dict, classes: int) -> dict[str, float]
     """Train the train config on `arrays['train']`: its train_dev and dev errors and their difference."""
     model, _ = train(params.train, *arrays["train"], classes)
     errors = {
-        name: error_rate(arrays[name][1], predict_classes(model, arrays[name][0])) for name in TRAINING[1:]
+        name: error_rate(arrays[name][1], predict_classes(model, arrays[name][0]))
+        for name in ("train_dev", "dev")
     }
-    errors["dev"] = error_rate(arrays["dev"][1], predict_classes(model, arrays["dev"][0]))
     return {**errors, "data_mismatch": errors["dev"] - errors["train_dev"]}
 
 
@@ -176,8 +177,7 @@ def synthesize_flow(params: Params) -> dict:
     frames, arrays = read_splits(data, ("train", "train_dev", "dev"), synthesized=False)
     features = feature_columns(frames["train"], data)
     synthesizer = Synthesizer(params, frames, features)
-    made, repeated = synthesizer(frames, options.strength, options.mode)
-    guard = synthesis.Diversity(repeated)
+    made, guard = synthesizer(frames, options.strength, options.mode)
     warning = guard.warning(options.max_repeated_share)
     if warning:
         logger.warning(warning)

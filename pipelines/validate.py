@@ -1,5 +1,5 @@
-"""Stage `validate`: the raw data against its contract, and against the trusted reference's
-distributions (the drift guard), in one Great Expectations checkpoint.
+"""Stage `validate`: the raw data against its contract (a Great Expectations checkpoint, with Data Docs),
+and against the trusted reference's distributions (the drift guard, a validation of its own).
 
 Data Docs go to reports/data_docs/ on success. On violation the stage fails with the top violations,
 the previous Data Docs stay, and this run's Data Docs go to reports/failed/data_docs/. The reference
@@ -47,8 +47,8 @@ def contract_for(frame: pd.DataFrame, params: Params) -> DataContract:
 
 
 @task
-def run_checkpoint(frame: pd.DataFrame, expectations: list, docs_dir: Path):
-    """Validate `frame` against `expectations` with a GX checkpoint whose UpdateDataDocsAction writes Data
+def run_checkpoint(frame: pd.DataFrame, suite, docs_dir: Path):
+    """Validate `frame` against the GX `suite` with a checkpoint whose UpdateDataDocsAction writes Data
     Docs to `docs_dir`."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -74,15 +74,8 @@ def run_checkpoint(frame: pd.DataFrame, expectations: list, docs_dir: Path):
         progress_bars=ProgressBarsConfig(globally=False),
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
-    batch = (
-        context.data_sources.add_pandas("raw")
-        .add_dataframe_asset("dataset")
-        .add_batch_definition_whole_dataframe("all_rows")
-    )
-    # The constructor, not add_expectation(): that one compares each new expectation with all the others.
-    suite = context.suites.add(gx.ExpectationSuite(name="raw_data", expectations=expectations))
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="raw_data", data=batch, suite=suite)
+        gx.ValidationDefinition(name="raw_data", data=_whole_frame(context), suite=context.suites.add(suite))
     )
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
@@ -102,15 +95,18 @@ def check_drift(frame: pd.DataFrame, reference: dict, threshold: float) -> list[
     Docs, 12 s for 66 columns, so they stay out of the checkpoint's Data Docs."""
     import great_expectations as gx
 
-    context = gx.get_context(mode="ephemeral")
-    batch = (
+    batch = _whole_frame(gx.get_context(mode="ephemeral")).get_batch(batch_parameters={"dataframe": frame})
+    suite = gx.ExpectationSuite(name="drift", expectations=drift.drift_expectations(reference, threshold))
+    return drift.drifted(batch.validate(suite, result_format="SUMMARY"))
+
+
+def _whole_frame(context):
+    """The GX batch definition of a whole pandas frame, passed in at run time."""
+    return (
         context.data_sources.add_pandas("raw")
         .add_dataframe_asset("dataset")
         .add_batch_definition_whole_dataframe("all_rows")
-        .get_batch(batch_parameters={"dataframe": frame})
     )
-    suite = gx.ExpectationSuite(name="drift", expectations=drift.drift_expectations(reference, threshold))
-    return drift.drifted(batch.validate(suite, result_format="SUMMARY"))
 
 
 @flow(name="validate")
@@ -121,7 +117,7 @@ def validate_flow(params: Params) -> dict:
     contract = contract_for(frame, params)
     reference = _reference(options.mode)
     with atomic_output(DATA_DOCS) as docs_dir:
-        result = run_checkpoint(frame, list(expectation_suite(contract).expectations), docs_dir)
+        result = run_checkpoint(frame, expectation_suite(contract), docs_dir)
         found = violations(result, frame, contract)
         moved = check_drift(frame, reference, options.threshold) if reference else []
         failing = found or (moved and options.mode == "fail")
@@ -171,10 +167,7 @@ def _reference(mode: str) -> dict | None:
 
 
 def _drift_message(moved: list[drift.Drift], threshold: float) -> str:
-    shown = "\n".join(f"- {d}" for d in moved[:10]) + (
-        f"\n- ... and {len(moved) - 10} more" if len(moved) > 10 else ""
-    )
     return (
         f"{RAW_DATA}: {len(moved)} column(s) drifted from the reference ({REFERENCE_PROFILE}; KL divergence "
-        f"above {threshold}):\n{shown}"
+        f"above {threshold}):\n{summarize(moved)}"
     )

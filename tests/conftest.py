@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -55,6 +56,33 @@ def copy_project(target: Path) -> Path:
     (target / "data").mkdir()
     shutil.copy2(ROOT / "data/relabels.csv", target / "data/relabels.csv")
     (target / "mlflow").mkdir()
+    return target
+
+
+def digest(*paths: Path) -> dict[str, str]:
+    """{file: hash} of every file at or under `paths` (missing ones left out): outputs before and after."""
+    found = {}
+    for path in map(Path, paths):
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                found[str(file)] = hashlib.blake2b(file.read_bytes()).hexdigest()
+    return found
+
+
+def prepared_project(target: Path, stages: tuple[str, ...] = ("ingest", "validate", "split")) -> Path:
+    """A copy of the project in `target` with FAST_PARAMS, whose first `stages` have run (in process,
+    against the session's Prefect API): the start of a module's tests that share one set of splits."""
+    from pipelines.orchestration import run_stage
+    from pipelines.params import load_params
+
+    copy_project(target)
+    write_params(target, FAST_PARAMS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(target)
+        patch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{target.name}")
+        params = load_params()
+        for name in stages:
+            run_stage(name, params)
     return target
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,22 +12,13 @@ from pipelines.cli import STAGES
 from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
+from tests.conftest import digest
 
 
 def run_all(stages=STAGES) -> None:
     params = load_params()
     for name in stages:
         run_stage(name, params)
-
-
-def digest(*paths: Path) -> dict[str, str]:
-    found = {}
-    for path in paths:
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for file in files:
-            if file.is_file():
-                found[str(file)] = hashlib.md5(file.read_bytes()).hexdigest()
-    return found
 
 
 @pytest.fixture

@@ -15,21 +15,12 @@ from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
 from pipelines.tables import read_splits
-from tests.conftest import write_params
+from tests.conftest import prepared_project, write_params
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory, prefect_api):
-    from tests.conftest import FAST_PARAMS, copy_project
-
-    project = copy_project(tmp_path_factory.mktemp("synth"))
-    write_params(project, FAST_PARAMS)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        params = load_params()
-        for name in ("ingest", "validate", "split"):
-            run_stage(name, params)
-    return project
+    return prepared_project(tmp_path_factory.mktemp("synth"))
 
 
 @pytest.fixture
