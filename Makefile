@@ -46,4 +46,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf data/raw data/splits sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv
+	rm -rf data/ingested data/raw data/splits data/synthesized sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv

@@ -20,7 +20,9 @@ import pandas as pd
 
 from pipelines.errors import UserError
 
-RAW_DATA = Path("data/raw/dataset.parquet")
+INGESTED = Path("data/ingested/dataset.parquet")  # the batch ingest read, not yet validated
+RAW_DATA = Path("data/raw/dataset.parquet")  # the current data version: the last batch that passed validate
+CONTRACT = Path("data/contract.yaml")  # per-column rules of the data contract (`mlstrategy contract`)
 RELABELS = Path("data/relabels.csv")  # people's corrected labels (id, corrected), applied by ingest
 SPLITS_DIR = Path("data/splits")
 SYNTHESIZED_DIR = Path("data/synthesized")  # train and train_dev made target-like (synthesize stage)

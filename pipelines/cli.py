@@ -7,6 +7,8 @@
                                           the gaps for numbers you give, without running anything
     mlstrategy relabel FILE [--train]     apply corrected labels to dev and test together (a new data
                                           version)
+    mlstrategy contract --from FILE [-o OUT] [--force]
+                                          propose data/contract.yaml from a trusted snapshot
     mlstrategy stage-server status|start|stop
                                           the warm process that stages are forked from
     mlstrategy ui                         the MLflow UI on this project's runs, on 127.0.0.1
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the next run rewrites it), fill in `corrected` and pass the copy. Dev and test are fixed "
         "together (a file covering only one of them is refused; a row that keeps its label counts as "
         "reviewed), train only with --train. The "
-        "corrections are kept in data/relabels.csv and `dvc repro ingest` makes the new data version; run "
+        "corrections are kept in data/relabels.csv and `dvc repro validate` makes the new data version; run "
         "`mlstrategy run` to retrain on it.",
     )
     # Resolved now: the command runs from the project root, FILE is relative to where it was typed.
@@ -137,6 +139,32 @@ def build_parser() -> argparse.ArgumentParser:
     relabel.add_argument(
         "--train", action="store_true", help="also correct train examples (they are refused otherwise)"
     )
+
+    contract = commands.add_parser(
+        "contract",
+        help="propose the data contract (data/contract.yaml) from a trusted snapshot",
+        description="Write a data contract proposed from FILE (a CSV or Parquet file, or a folder of "
+        "images, read as `ingest` reads params.yaml data.path): each column's type, null share, value set "
+        "(few distinct values) or observed range and string lengths, ids unique, no other columns. Edit "
+        "it: widen what you expect to move. `validate` checks every batch against it (with params.yaml "
+        "data.*) before the batch becomes the current data version.",
+    )
+    contract.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        type=lambda text: Path(text).resolve(),
+        metavar="FILE",
+        help="the trusted snapshot",
+    )
+    contract.add_argument(
+        "-o",
+        "--output",
+        type=lambda text: Path(text).resolve(),
+        default=None,
+        help="where to write it (default: data/contract.yaml)",
+    )
+    contract.add_argument("--force", action="store_true", help="replace an existing contract file")
 
     server = commands.add_parser(
         "stage-server",
@@ -266,6 +294,25 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contract(args: argparse.Namespace) -> int:
+    from pipelines.artifacts import CONTRACT
+    from pipelines.contract import write_contract
+    from pipelines.params import load_params
+
+    output = args.output or CONTRACT.resolve()
+    columns = write_contract(load_params(), _shown(args.source), _shown(output), force=args.force)
+    print(
+        f"{_shown(output)}: {columns} columns proposed from {_shown(args.source)}; "
+        "edit it, then `mlstrategy run`"
+    )
+    return 0
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the project root when it is inside it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
 def cmd_stage_server(args: argparse.Namespace) -> int:
     from pipelines import stage_server
 
@@ -291,6 +338,7 @@ COMMANDS = {
     "stage": cmd_stage,
     "diagnose": cmd_diagnose,
     "relabel": cmd_relabel,
+    "contract": cmd_contract,
     "stage-server": cmd_stage_server,
     "ui": cmd_ui,
 }

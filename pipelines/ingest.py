@@ -1,5 +1,6 @@
-"""Stage `ingest`: the raw examples into data/raw/dataset.parquet (the bundled digits, or the user's file),
-with the labels people corrected (data/relabels.csv, written by `mlstrategy relabel`)."""
+"""Stage `ingest`: the examples into data/ingested/dataset.parquet (the bundled digits, or the user's file
+or image folder), with the labels people corrected (data/relabels.csv, written by `mlstrategy relabel`).
+Only `validate` makes them the current data version (data/raw/dataset.parquet)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from prefect import flow, get_run_logger, task
 
 from components.datasets import two_source_digits
 from components.relabel import apply_corrections
-from pipelines.artifacts import RAW_DATA, RELABELS, read_frame, write_frame
+from pipelines.artifacts import INGESTED, RELABELS, write_frame
 from pipelines.errors import UserError
 from pipelines.params import DataParams, IngestParams, Params
+from pipelines.readers import read_dataset
 from pipelines.relabel import read_relabels
 from pipelines.tables import key_columns
 
@@ -25,7 +27,7 @@ def load_bundled_digits(ingest: IngestParams) -> pd.DataFrame:
 @task
 def load_user_table(data: DataParams) -> pd.DataFrame:
     path = Path(data.path)
-    frame = read_frame(path)
+    frame = read_dataset(path, data)
     missing = [column for column in key_columns(data) if column not in frame.columns]
     if missing:
         raise UserError(
@@ -51,9 +53,9 @@ def ingest_flow(params: Params) -> dict:
                 len(stale),
                 stale[:5],
             )
-    write_frame(RAW_DATA, frame)
+    write_frame(INGESTED, frame)
     summary = {"rows": len(frame), "columns": len(frame.columns), "relabeled": relabeled}
     if params.data.source_column:
         summary["sources"] = frame[params.data.source_column].value_counts().sort_index().to_dict()
-    get_run_logger().info("ingested %s into %s", summary, RAW_DATA)
+    get_run_logger().info("ingested %s into %s", summary, INGESTED)
     return summary

@@ -50,6 +50,7 @@ class DataParams(_Section):
     image_shape: tuple[int, int] | None = None
     min_rows_per_class: int = Field(5, ge=1)
     feature_range: tuple[float, float] = (0.0, 1.0)
+    max_memory_mb: float = Field(4096, gt=0)
 
     @field_validator("path")
     @classmethod
@@ -59,8 +60,8 @@ class DataParams(_Section):
         path = Path(value)
         if path.is_absolute() or ".." in path.parts:
             raise ValueError(f"'{value}' must be a path inside the project, relative to its root")
-        if path.suffix not in (".csv", ".parquet"):
-            raise ValueError(f"'{value}' must be a .csv or .parquet file")
+        if path.suffix not in (".csv", ".parquet", ""):
+            raise ValueError(f"'{value}' must be a .csv or .parquet file, or a folder of images")
         return value
 
     @field_validator("labels")

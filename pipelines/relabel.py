@@ -2,8 +2,9 @@
 --train), as a new DVC data version.
 
 The corrections accumulate in data/relabels.csv (id, corrected), which the `ingest` stage applies; this
-command checks the file, merges it in and runs `dvc repro ingest`, so data/raw/dataset.parquet and its hash
-in dvc.lock change. A refused file, or a failed ingest, leaves data/relabels.csv and the data as they were.
+command checks the file, merges it in and runs `dvc repro validate`, so that the relabeled batch, once it
+passes, becomes data/raw/dataset.parquet with a new hash in dvc.lock. A refused file, or a failed ingest
+or validation, leaves data/relabels.csv and the current data version as they were.
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
     before = data_hash()
     try:
         write_frame(RELABELS, merge_corrections(previous, checked))
-        done = subprocess.run([script("dvc"), "repro", "ingest"], env=dvc_env(), check=False)
+        done = subprocess.run([script("dvc"), "repro", "validate"], env=dvc_env(), check=False)
         if done.returncode != 0:
-            raise UserError(f"`dvc repro ingest` failed (exit {done.returncode}); {RELABELS} is as it was")
-    except BaseException as error:  # a failed or interrupted ingest: the corrections were not applied
+            raise UserError(f"`dvc repro validate` failed (exit {done.returncode}); {RELABELS} is as it was")
+    except BaseException as error:  # a failed or interrupted repro: the corrections were not applied
         if previous_bytes is None:
             RELABELS.unlink(missing_ok=True)
         else:

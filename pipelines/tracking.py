@@ -3,12 +3,14 @@
 The store is local by default (SQLite in mlflow/mlflow.db, artifacts in mlflow/artifacts/); set
 MLFLOW_TRACKING_URI to use a tracking server instead. Metric names are stable so that runs compare in
 the UI: error/<split>, human_level_error, gap/<gap>, <metric>/<split>, latency_p95_ms, model_size_mb.
-Tags carry the git revision and the data hash that reproduce the run.
+Tags carry the git revision and the data hash that reproduce the run. Every param and tag goes through
+mask_secrets first, so that no credential ends up in the store.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +25,26 @@ if TYPE_CHECKING:
 
 MLFLOW_DIR = Path("mlflow")
 EXECUTION_TAG = "mlstrategy.execution_id"
+MASK = "***"
+
+# A key names a secret when its last dotted part, split into words (snake_case, kebab-case, camelCase),
+# holds one of these words or word pairs: "db_password", "oauth.client_secret", "apiKey", "X-Auth-Token"
+# do; "tokenizer", "max_tokens", "author", "salt" do not.
+_SECRET_WORDS = re.compile(
+    r"(?:^|_)(?:password|passwd|pwd|secret|token|api_?key|access_key|private_key|credentials?"
+    r"|auth|authorization)(?:_|$)"
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/?#@]+(?=@)")
+# name=value, as in a URL query (?token=abc&x=1) or a connection string (host=db password=hunter2).
+_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)=[^\s&#;,'\"]+")
+_CREDENTIAL = re.compile(
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key id
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\bsk-[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys
+    r"|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # JWTs
+    r"|(?P<bearer>\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}"  # an Authorization header's token
+)
 
 
 def local_tracking_uri() -> str:
@@ -89,6 +111,44 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a param or tag name says its value is a secret (the rule is at _SECRET_WORDS)."""
+    last = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key.rsplit(".", 1)[-1])
+    return bool(_SECRET_WORDS.search(re.sub(r"[^a-z0-9]+", "_", last.lower())))
+
+
+def mask_text(text: str) -> str:
+    """`text` with URL passwords, secret-named assignments (?token=, password=) and well-known
+    credentials (AWS, GitHub, Slack, OpenAI keys, JWTs, bearer tokens) replaced by ***."""
+    text = _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
+    text = _ASSIGNMENT.sub(
+        lambda m: f"{m['name']}={MASK}" if is_secret_key(m["name"]) else m[0],
+        text,
+    )
+    return _CREDENTIAL.sub(lambda m: (m["bearer"] or "") + MASK, text)
+
+
+def _mask(key: str, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value):
+        return value  # nothing to hide, and "unset" stays visible
+    if is_secret_key(key):
+        return MASK
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return mask_secrets(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_mask("", item) for item in value)
+    return value
+
+
+def mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of params or tags fit for MLflow, where anyone with the UI can read them: the whole value
+    of a secret-named key (is_secret_key) is ***, and in the others' strings (lists and nested mappings
+    included) mask_text hides what looks like a credential. Other values pass through unchanged."""
+    return {key: _mask(key, value) for key, value in values.items()}
 
 
 def reproducibility_tags(data_file: Path) -> dict[str, str]:
@@ -158,16 +218,17 @@ def _log_batch(
     client.log_batch(
         run_id,
         metrics=[Metric(name, float(value), now, 0) for name, value in metrics.items()] + step_metrics,
-        params=[Param(name, str(value)) for name, value in flatten(params).items()],
-        tags=[RunTag(name, value) for name, value in tags.items()],
+        params=[Param(name, str(value)) for name, value in mask_secrets(flatten(params)).items()],
+        tags=[RunTag(name, value) for name, value in mask_secrets(tags).items()],
     )
 
 
 def record_failure(experiment: str, execution: str, stage: str, message: str) -> str:
     """Mark the execution's run FAILED with the stage and the error, so failed nights show in the UI."""
     client, run_id = parent_run(experiment, execution)
-    client.set_tag(run_id, "mlstrategy.failed_stage", stage)
-    client.set_tag(run_id, "mlstrategy.error", message[:4000])
+    tags = mask_secrets({"mlstrategy.failed_stage": stage, "mlstrategy.error": message})
+    client.set_tag(run_id, "mlstrategy.failed_stage", tags["mlstrategy.failed_stage"])
+    client.set_tag(run_id, "mlstrategy.error", tags["mlstrategy.error"][:4000])
     client.set_terminated(run_id, "FAILED")
     return run_id
 
@@ -187,7 +248,9 @@ def log_nested_run(
     # A sweep logs one run per trial under its own: no lookup of the execution's run for each of them.
     client, experiment_id = _client(experiment)
     parent = parent or _execution_run(client, experiment_id, execution)
-    run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent, **tags})
+    run = client.create_run(
+        experiment_id, run_name=name, tags=mask_secrets({"mlflow.parentRunId": parent, **tags})
+    )
     present = {k: v for k, v in metrics.items() if v is not None}
     _log_batch(client, run.info.run_id, params, present, tags, curves)
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -1,10 +1,12 @@
-"""Stage `validate`: the raw data against its contract (a Great Expectations checkpoint, with Data Docs),
-and against the trusted reference's distributions (the drift guard, a validation of its own).
+"""Stage `validate`: the ingested batch against its contract (a Great Expectations checkpoint, with Data
+Docs) and against the trusted reference's distributions (the drift guard, a validation of its own); a batch
+that passes becomes the current data version, data/raw/dataset.parquet (write, audit, publish).
 
-Data Docs go to reports/data_docs/ on success. On violation the stage fails with the top violations,
-the previous Data Docs stay, and this run's Data Docs go to reports/failed/data_docs/. The reference
-profile (data/reference_profile.json) is made from the first data that passes; delete it to take the
-current data as the new reference. Drift warns or fails by params (drift.mode).
+Data Docs go to reports/data_docs/ on success. On violation the stage fails with the top violations, the
+current data version and the previous Data Docs stay, and this run's Data Docs go to
+reports/failed/data_docs/. The contract is params.yaml data.* plus data/contract.yaml's per-column rules.
+The reference profile (data/reference_profile.json) is made from the first data that passes; delete it to
+take the current data as the new reference. Drift warns or fails by params (drift.mode).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from prefect import flow, get_run_logger, task
 from components import drift
 from components.data_contract import DataContract, expectation_suite, summarize, violations
 from pipelines.artifacts import (
+    CONTRACT,
     DATA_DOCS,
+    INGESTED,
     RAW_DATA,
     REFERENCE_PROFILE,
     VALIDATION,
@@ -26,6 +30,7 @@ from pipelines.artifacts import (
     read_json,
     write_json,
 )
+from pipelines.contract import load_contract
 from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.tables import feature_columns
@@ -33,16 +38,23 @@ from pipelines.tables import feature_columns
 FAILED_DATA_DOCS = Path("reports/failed/data_docs")
 
 
-def contract_for(frame: pd.DataFrame, params: Params) -> DataContract:
+def contract_for(frame: pd.DataFrame, params: Params, contract_file: Path = CONTRACT) -> DataContract:
+    """The contract of `frame`: params.yaml data.* and the contract file's rules."""
     data = params.data
+    rules, extra_columns = load_contract(contract_file)
+    # Columns the contract does not name are features only where it allows them (else: violations).
+    features = [c for c in feature_columns(frame, data) if extra_columns or c in rules]
     return DataContract(
         id_column=data.id_column,
         label_column=data.label_column,
-        feature_columns=tuple(feature_columns(frame, data)),
+        feature_columns=tuple(features),
         feature_range=data.feature_range,
         labels=tuple(data.labels) if data.labels else None,
         source_column=data.source_column,
         min_rows_per_class=data.min_rows_per_class,
+        rules=rules,
+        extra_columns=extra_columns,
+        image_shape=data.image_shape,
     )
 
 
@@ -113,7 +125,7 @@ def _whole_frame(context):
 def validate_flow(params: Params) -> dict:
     logger = get_run_logger()
     options = params.drift
-    frame = read_frame(RAW_DATA, "ingest")
+    frame = read_frame(INGESTED, "ingest")
     contract = contract_for(frame, params)
     reference = _reference(options.mode)
     with atomic_output(DATA_DOCS) as docs_dir:
@@ -121,17 +133,25 @@ def validate_flow(params: Params) -> dict:
         found = violations(result, frame, contract)
         moved = check_drift(frame, reference, options.threshold) if reference else []
         failing = found or (moved and options.mode == "fail")
+        page = validation_page(docs_dir)
         if failing:
             with atomic_output(FAILED_DATA_DOCS) as failed_dir:
                 docs_dir.rename(failed_dir)
             what = (
-                [f"{RAW_DATA} violates the data contract ({len(found)} findings):\n{summarize(found)}"]
+                [
+                    f"{INGESTED} violates the data contract (params.yaml data.*, {CONTRACT}; "
+                    f"{len(found)} findings):\n{summarize(found)}"
+                ]
                 if found
                 else []
             )
             if moved and options.mode == "fail":
                 what.append(_drift_message(moved, options.threshold) + " (drift.mode: fail)")
-            raise UserError("\n".join(what) + f"\nData Docs: {FAILED_DATA_DOCS / 'index.html'}")
+            raise UserError(
+                "\n".join(what) + f"\nThe current data version ({RAW_DATA}) is unchanged. "
+                f"Data Docs: {FAILED_DATA_DOCS / page}"
+            )
+        publish(INGESTED, RAW_DATA)
     if moved:
         logger.warning(_drift_message(moved, options.threshold))
     if options.mode != "off" and reference is None:
@@ -151,12 +171,25 @@ def validate_flow(params: Params) -> dict:
     }
     write_json(VALIDATION, summary)
     logger.info(
-        "%d expectations met on %d rows; Data Docs: %s",
-        len(result.results),
-        len(frame),
-        DATA_DOCS / "index.html",
+        "%d expectations met on %d rows; Data Docs: %s", len(result.results), len(frame), DATA_DOCS / page
     )
     return summary
+
+
+def validation_page(docs_dir: Path) -> Path:
+    """The Data Docs page of this validation, relative to `docs_dir`. Linked rather than the index: the
+    index lists its pages with scripts from CDNs, the page itself is plain HTML and reads offline."""
+    pages = sorted(docs_dir.glob("validations/**/*.html"))
+    return pages[-1].relative_to(docs_dir) if pages else Path("index.html")
+
+
+def publish(batch: Path, current: Path) -> None:
+    """Make the validated `batch` the current data version; a copy, so that ingest's output stays what
+    DVC recorded for it."""
+    import shutil
+
+    with atomic_output(current) as tmp:
+        shutil.copyfile(batch, tmp)
 
 
 def _reference(mode: str) -> dict | None:
@@ -168,6 +201,6 @@ def _reference(mode: str) -> dict | None:
 
 def _drift_message(moved: list[drift.Drift], threshold: float) -> str:
     return (
-        f"{RAW_DATA}: {len(moved)} column(s) drifted from the reference ({REFERENCE_PROFILE}; KL divergence "
+        f"{INGESTED}: {len(moved)} column(s) drifted from the reference ({REFERENCE_PROFILE}; KL divergence "
         f"above {threshold}):\n{summarize(moved)}"
     )

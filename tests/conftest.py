@@ -54,7 +54,8 @@ def copy_project(target: Path) -> Path:
     for name in ("components", "pipelines", ".dvc"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
     (target / "data").mkdir()
-    shutil.copy2(ROOT / "data/relabels.csv", target / "data/relabels.csv")
+    for name in ("relabels.csv", "contract.yaml"):
+        shutil.copy2(ROOT / "data" / name, target / "data" / name)
     (target / "mlflow").mkdir()
     return target
 
@@ -106,3 +107,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The bad-input catalogue's count, in the test output: how many of its cases passed."""
+    reports = [
+        report
+        for outcome in ("passed", "failed", "error", "skipped")
+        for report in terminalreporter.stats.get(outcome, [])
+        if "test_bad_input.py::" in report.nodeid and (report.when == "call" or not report.passed)
+    ]
+    if reports:
+        passed = sum(report.passed for report in reports)
+        terminalreporter.write_line(f"bad-input catalogue: {passed} of {len(reports)} cases pass")

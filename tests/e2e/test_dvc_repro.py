@@ -115,8 +115,8 @@ def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(repo):
     )
 
     def data_md5() -> str:
-        ingest = yaml.safe_load(lock.read_text())["stages"]["ingest"]
-        return next(out["md5"] for out in ingest["outs"] if out["path"] == "data/raw/dataset.parquet")
+        validate = yaml.safe_load(lock.read_text())["stages"]["validate"]
+        return next(out["md5"] for out in validate["outs"] if out["path"] == "data/raw/dataset.parquet")
 
     dev = pd.read_parquet(project / "data/splits/dev.parquet")[["id", "label"]].head(2)
     test = pd.read_parquet(project / "data/splits/test.parquet")[["id", "label"]].head(1)

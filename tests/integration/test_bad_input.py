@@ -17,8 +17,8 @@ from tests.conftest import digest, prepared_project, write_params
 
 # Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.
 OUTPUTS = {
-    "ingest": (artifacts.RAW_DATA,),
-    "validate": (artifacts.VALIDATION, artifacts.DATA_DOCS),
+    "ingest": (artifacts.INGESTED,),
+    "validate": (artifacts.RAW_DATA, artifacts.VALIDATION, artifacts.DATA_DOCS),
     "split": (artifacts.SPLITS_DIR, artifacts.SPLIT),
 }
 
@@ -33,9 +33,10 @@ def project(good, monkeypatch):
     monkeypatch.chdir(good)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "bad-input")  # the CLI sets it; undone after each case
-    params = (good / "params.yaml").read_text()
+    params, contract = (good / "params.yaml").read_text(), (good / artifacts.CONTRACT).read_text()
     yield good
     (good / "params.yaml").write_text(params)
+    (good / artifacts.CONTRACT).write_text(contract)
 
 
 def digits_table(n: int = 300) -> pd.DataFrame:
@@ -49,11 +50,14 @@ def digits_table(n: int = 300) -> pd.DataFrame:
     return frame
 
 
-def use_table(project: Path, name: str, **data) -> None:
+def use_table(project: Path, name: str, contract: str = "columns: {}\n", **data) -> None:
+    """Point params.yaml at the user's file `name`, with a contract file of its own (default: no rules but
+    params.yaml's)."""
     write_params(
         project,
         {"data": {"path": name, "source_column": None, "target_sources": [], "image_shape": None, **data}},
     )
+    (project / artifacts.CONTRACT).write_text(contract)
 
 
 def bad_csv(project: Path, text: bytes | str, name: str = "bad.csv") -> None:
@@ -64,6 +68,27 @@ def bad_csv(project: Path, text: bytes | str, name: str = "bad.csv") -> None:
 def bad_table(project: Path, frame: pd.DataFrame, name: str = "bad.parquet", **data) -> None:
     frame.to_parquet(project / name, index=False)
     use_table(project, name, **data)
+
+
+def corrupt_image(project: Path) -> None:
+    """Two class folders of 8x8 PNGs, one of which is cut short."""
+    from PIL import Image
+
+    for label in (0, 1):
+        (project / "images" / str(label)).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (8, 8), color=40 * i).save(project / f"images/{label}/{i}.png")
+    whole = (project / "images/1/3.png").read_bytes()
+    (project / "images/1/3.png").write_bytes(whole[: len(whole) // 2])
+    use_table(project, "images", image_shape=[8, 8])
+
+
+def text_table() -> pd.DataFrame:
+    """Short reviews as a text column, one of them far longer than the contract allows."""
+    frame = digits_table(60)[["id", "label", "p0"]]
+    frame.insert(2, "review", [f"review {i}" for i in range(60)])
+    frame.loc[17, "review"] = "x" * 5000
+    return frame
 
 
 def bad_params(project: Path, replace: tuple[str, str]) -> None:
@@ -161,9 +186,53 @@ CASES = [
     ),
     (
         "non-UTF-8 text",
-        lambda p: bad_csv(p, "id,label,p0\n\xe9t\xe9,1,0.5\n".encode("latin-1")),
+        lambda p: bad_csv(p, "id,label,p0\nok,0,0.1\n\xe9t\xe9,1,0.5\n".encode("latin-1")),
         ["ingest"],
-        "bad.csv: cannot be read as CSV: 'utf-8' codec can't decode",
+        "bad.csv: line 3 is not UTF-8 text (byte 1 of the line: b'\\xe9')",
+    ),
+    (
+        "text longer than the contract allows",
+        lambda p: (
+            text_table().to_csv(p / "reviews.csv", index=False),
+            use_table(
+                p,
+                "reviews.csv",
+                contract="columns:\n  review: {type: string, length: [1, 500]}\n",
+                tag_columns=["review"],
+                min_rows_per_class=1,
+            ),
+        ),
+        ["ingest", "validate"],
+        "expect_column_value_lengths_to_be_between on column 'review': 1 bad value(s)",
+    ),
+    (
+        "a corrupt image",
+        corrupt_image,
+        ["ingest"],
+        "images: 1 image(s) that do not decode: 1/3.png (",
+    ),
+    (
+        "a file over the memory budget",
+        lambda p: bad_table(p, digits_table(), max_memory_mb=0.05),
+        ["ingest"],
+        "bad.parquet: about 0.152 MB in memory, over params.yaml data.max_memory_mb (0.05 MB)",
+    ),
+    (
+        "a column outside the contract",
+        lambda p: bad_table(
+            p,
+            digits_table().assign(leak=1.0),
+            contract="extra_columns: forbid\ncolumns:\n"
+            + "".join(f"  p{i}: {{type: float, min: 0, max: 1}}\n" for i in range(64)),
+        ),
+        ["ingest", "validate"],
+        "expect_table_columns_to_match_set on table (not in the contract ['leak'])",
+    ),
+    (
+        "contract: unknown rule",
+        lambda p: (p / artifacts.CONTRACT).write_text("columns:\n  px_0_0: {type: float, mni: 0}\n"),
+        ["validate"],
+        "data/contract.yaml: columns.px_0_0.mni: unknown key (known: type, min, max",
     ),
     (
         "params: unknown key",

@@ -30,9 +30,9 @@ def test_reference_then_warn_then_fail(tmp_path, prefect_api, monkeypatch, capsy
     assert again["reference"] == "compared" and again["drifted"] == []
 
     # A moved column warns by default...
-    frame = pd.read_parquet(artifacts.RAW_DATA)
+    frame = pd.read_parquet(artifacts.INGESTED)
     frame["px_3_3"] = (frame["px_3_3"] + 0.3).clip(0, 1)
-    frame.to_parquet(artifacts.RAW_DATA, index=False)
+    frame.to_parquet(artifacts.INGESTED, index=False)
     assert main(["stage", "validate"]) == 0
     moved = json.loads(artifacts.VALIDATION.read_text())["drift"]["drifted"]
     assert [d["column"] for d in moved] == ["px_3_3"] and moved[0]["divergence"] > 0.1

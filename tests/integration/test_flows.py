@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -150,24 +155,48 @@ def test_same_params_same_metrics(ran):
 
 
 def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
-    kept = digest(artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR)
-    frame = pd.read_parquet(artifacts.RAW_DATA)
+    outputs = (artifacts.RAW_DATA, artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR)
+    kept = digest(*outputs)
+    frame = pd.read_parquet(artifacts.INGESTED)
     frame.loc[3, "px_0_0"] = 7.5
     frame.loc[5, "label"] = 42
-    frame.to_parquet(artifacts.RAW_DATA)
+    frame.to_parquet(artifacts.INGESTED)
     with pytest.raises(UserError) as raised:
         run_all(("validate",))
     message = str(raised.value)
-    assert "values in feature_range [0.0, 1.0] on column 'px_0_0': 1 bad value(s)" in message
+    assert "values in [0.0, 0.277] on column 'px_0_0': 1 bad value(s)" in message  # data/contract.yaml
     assert "e.g. [7.5] at rows [3] (0-based)" in message
     assert "expect_column_values_to_be_in_set on column 'label'" in message and "42" in message
-    assert "reports/failed/data_docs/index.html" in message
-    assert digest(artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR) == kept
+    assert "The current data version (data/raw/dataset.parquet) is unchanged" in message
+    assert "Data Docs: reports/failed/data_docs/validations/raw_data/" in message
+    assert digest(*outputs) == kept  # the previous data version stays the current one
+
+
+def rendered_text(page: Path) -> str:
+    """The text of `page` as headless Chromium renders it, scripts run, as one line."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian: apt install chromium): no browser to open pages in")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.resolve().as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S))
+    return " ".join(html.unescape(text).split())
+
+
+def test_data_docs_open_in_a_browser(project, prefect_api, monkeypatch):
+    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "data-docs")
+    run_all(("ingest", "validate"))
+    [page] = artifacts.DATA_DOCS.glob("validations/**/*.html")  # the page validate links
+    evaluated = json.loads(artifacts.VALIDATION.read_text())["evaluated"]
+    text = rendered_text(page)
+    assert "Expectation Suite: raw_data" in text and "Status: Succeeded" in text
+    assert f"Evaluated Expectations {evaluated} Successful Expectations {evaluated}" in text
+    assert "px_7_7" in text  # a section per column
 
 
 def test_missing_input_is_named(project, prefect_api):
     with pytest.raises(
-        UserError, match=r"data/raw/dataset.parquet: missing; it is produced by the 'ingest' stage"
+        UserError, match=r"data/ingested/dataset.parquet: missing; it is produced by the 'ingest' stage"
     ):
         run_all(("validate",))
 

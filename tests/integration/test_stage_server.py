@@ -67,7 +67,7 @@ def test_a_different_environment_runs_cold(server):
     done = stage("ingest", {**env, "MLFLOW_TRACKING_URI": "sqlite:///elsewhere.db"}, warm=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "refused (different environment): mlstrategy stage ingest" in log.read_text()
-    assert Path("data/raw/dataset.parquet").is_file()
+    assert Path("data/ingested/dataset.parquet").is_file()
 
 
 def test_a_malformed_request_does_not_stop_the_server(server, project):

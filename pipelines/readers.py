@@ -1,0 +1,152 @@
+"""The user's data into one table, checked at the boundary: a CSV (text columns included) or Parquet file,
+or a folder of images with one subfolder per class (`<class>/<image>`, or `<source>/<class>/<image>` when
+params.yaml data.source_column is set).
+
+Every reader refuses, before it reads, a file whose table would not fit params.yaml data.max_memory_mb,
+and names the file, the line or the image of anything it cannot read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.artifacts import read_frame
+from pipelines.errors import UserError
+from pipelines.params import DataParams
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MB = 2**20
+
+
+def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
+    """The table at `path` (a .csv or .parquet file, or a folder of images), one row per example."""
+    if path.is_dir():
+        return read_image_folder(path, data)
+    if not path.is_file():
+        raise UserError(f"{path}: not found (params.yaml data.path)")
+    check_memory(path, _table_bytes(path), data.max_memory_mb)
+    try:
+        return read_frame(path)
+    except UserError as error:
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            _name_the_line(path)
+        raise
+
+
+def check_memory(path: Path, estimate: float, budget_mb: float) -> None:
+    """Refuse a table estimated at `estimate` bytes in memory when that is over `budget_mb`."""
+    if estimate > budget_mb * MB:
+        raise UserError(
+            f"{path}: about {_mb(estimate / MB)} MB in memory, over params.yaml data.max_memory_mb "
+            f"({_mb(budget_mb)} MB); raise the budget if the machine has the memory, or ingest the data "
+            "in smaller files"
+        )
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _table_bytes(path: Path) -> float:
+    """Parquet, from its metadata: rows x width for fixed-width columns (encodings shrink them on disk,
+    not in memory), the uncompressed size of the others. CSV: the file's size (text numbers take about as
+    many bytes as their float64 values)."""
+    if path.suffix != ".parquet":
+        return float(path.stat().st_size)
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+        raise UserError(f"{path}: cannot be read as PARQUET: {error}") from error
+    schema, total = meta.schema.to_arrow_schema(), 0.0
+    for j, column in enumerate(schema):
+        try:
+            total += meta.num_rows * column.type.bit_width / 8
+        except ValueError:  # variable width: strings, lists
+            total += sum(
+                meta.row_group(i).column(j).total_uncompressed_size for i in range(meta.num_row_groups)
+            )
+    return total
+
+
+def _name_the_line(path: Path) -> None:
+    """Text must be UTF-8: name the first line that is not (pandas only gives a byte offset)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UserError(
+                    f"{path}: line {number} is not UTF-8 text (byte {error.start + 1} of the line: "
+                    f"{line[error.start : error.start + 1]!r}); save the file as UTF-8"
+                ) from None
+
+
+def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
+    """Images under `root` as rows: id (the path under root), [source,] label and the pixels px_<r>_<c>
+    as grayscale intensities in [0, 1], one column per pixel of data.image_shape.
+
+    Labels: class folders named 0..K-1 keep their number; other names are numbered in sorted order, as
+    `keras.utils.image_dataset_from_directory` does. Every image must decode and have data.image_shape
+    (nothing is resized behind your back)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if data.image_shape is None:
+        raise UserError(f"{root}: a folder of images needs params.yaml data.image_shape [height, width]")
+    depth = 3 if data.source_column else 2
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    misplaced = [p for p in files if len(p.relative_to(root).parts) != depth]
+    layout = "<source>/<class>/<image>" if data.source_column else "<class>/<image>"
+    if not files or misplaced:
+        raise UserError(
+            f"{root}: expected images as {layout}"
+            + (
+                f"; found {[str(p.relative_to(root)) for p in misplaced[:5]]}"
+                if misplaced
+                else "; found none"
+            )
+            + (" (data.source_column is set: one folder per source first)" if data.source_column else "")
+        )
+    height, width = data.image_shape
+    check_memory(root, len(files) * height * width * 4, data.max_memory_mb)
+    classes = sorted({p.parent.name for p in files})
+    numbered = all(name.isdigit() for name in classes)
+    label_of = {name: int(name) if numbered else i for i, name in enumerate(classes)}
+
+    pixels = np.empty((len(files), height * width), np.float32)
+    corrupt, misshapen = [], []
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                array = np.asarray(image.convert("L"), np.float32) / 255.0
+        except UnidentifiedImageError:
+            corrupt.append(f"{file.relative_to(root)} (not an image format Pillow reads)")
+            continue
+        except (OSError, ValueError) as error:
+            corrupt.append(f"{file.relative_to(root)} ({str(error).splitlines()[0][:80]})")
+            continue
+        if array.shape != (height, width):
+            misshapen.append(f"{file.relative_to(root)} {array.shape[0]}x{array.shape[1]}")
+            continue
+        pixels[i] = array.reshape(-1)
+    problems = [
+        f"{len(found)} {what}: " + ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
+        for what, found in (
+            ("image(s) that do not decode", corrupt),
+            (f"image(s) not {height}x{width} (params.yaml data.image_shape)", misshapen),
+        )
+        if found
+    ]
+    if problems:
+        raise UserError(f"{root}: " + "; ".join(problems))
+
+    frame = pd.DataFrame(pixels, columns=[f"px_{r}_{c}" for r in range(height) for c in range(width)])
+    frame.insert(0, data.label_column, [label_of[p.parent.name] for p in files])
+    if data.source_column:
+        frame.insert(0, data.source_column, [p.parent.parent.name for p in files])
+    frame.insert(0, data.id_column, [p.relative_to(root).as_posix() for p in files])
+    return frame
