@@ -13,7 +13,7 @@ help:
 	@echo "make run    set up, then run the pipeline on the bundled data (dvc repro through Prefect, tracked in MLflow)"
 	@echo "make test   set up, then run the tests"
 	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
-	@echo "make bench  the benchmarks (pipeline overhead; split and validation at scale; diagnosis on planted problems; sweeps; error analysis and synthesis)"
+	@echo "make bench  the benchmarks (pipeline overhead; split and validation at scale; diagnosis on planted problems; sweeps; error analysis and synthesis; a scheduled run with no new data)"
 	@echo "make lint   ruff"
 
 setup: $(STAMP)
@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/mlstrategy run  # the sweep benchmark reads the default data's splits
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_error_analysis.py
+	$(BIN)/python benchmarks/bench_scheduled.py
 
 ui: setup
 	$(BIN)/mlstrategy ui
@@ -46,4 +47,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf data/ingested data/raw data/splits data/synthesized sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv
+	rm -rf data/ingested data/raw data/splits data/synthesized data/quarantine sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv

@@ -22,6 +22,7 @@ from pipelines.errors import UserError
 
 INGESTED = Path("data/ingested/dataset.parquet")  # the batch ingest read, not yet validated
 RAW_DATA = Path("data/raw/dataset.parquet")  # the current data version: the last batch that passed validate
+BATCHES = Path("data/batches")  # accepted batches of new data, appended by ingest (scheduled runs)
 CONTRACT = Path("data/contract.yaml")  # per-column rules of the data contract (`mlstrategy contract`)
 RELABELS = Path("data/relabels.csv")  # people's corrected labels (id, corrected), applied by ingest
 SPLITS_DIR = Path("data/splits")

@@ -9,6 +9,12 @@
                                           version)
     mlstrategy contract --from FILE [-o OUT] [--force]
                                           propose data/contract.yaml from a trusted snapshot
+    mlstrategy promote [VERSION]          make a registered model version (default: the challenger) the
+                                          champion
+    mlstrategy rollback                   give the champion alias back to the version it replaced
+    mlstrategy serve (--cron EXPR | --interval SECONDS | --once)
+                                          the scheduled pipeline: new data in, validated, retrained,
+                                          promoted if it beats the champion
     mlstrategy stage-server status|start|stop
                                           the warm process that stages are forked from
     mlstrategy ui                         the MLflow UI on this project's runs, on 127.0.0.1
@@ -166,6 +172,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--force", action="store_true", help="replace an existing contract file")
 
+    promote = commands.add_parser(
+        "promote",
+        help="make a registered model version the champion",
+        description="Point the MLflow registry alias `champion` of params.yaml mlflow.registered_model at "
+        "VERSION (default: the `challenger`, the newest run's model). The version it replaces is recorded, "
+        "so that `mlstrategy rollback` can go back.",
+    )
+    promote.add_argument(
+        "version", nargs="?", metavar="VERSION", help="a version number (default: challenger)"
+    )
+    commands.add_parser(
+        "rollback",
+        help="give the champion alias back to the version it replaced",
+        description="Undo the last promotion: the `champion` alias goes back to the version the current "
+        "champion replaced (repeat to go further back).",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the scheduled pipeline on a cron schedule or an interval (Prefect deployment)",
+        description="Serve the `scheduled_pipeline` Prefect flow as a deployment on a schedule, against the "
+        "Prefect server at PREFECT_API_URL (else a local one on 127.0.0.1). Each run takes new batches from "
+        "params.yaml schedule.landing, validates them (failures go to schedule.quarantine), reruns the DAG "
+        "with `dvc repro`, promotes the new model if it beats the registry's champion on the test set, and "
+        "pushes to the default DVC remote if there is one. With no new data it retrains nothing. Runs "
+        "until interrupted (Ctrl-C).",
+    )
+    when = serve.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR", help='a cron expression, e.g. "0 3 * * *" (03:00 daily)')
+    when.add_argument("--interval", type=_positive, metavar="SECONDS", help="run every SECONDS seconds")
+    when.add_argument("--once", action="store_true", help="run the scheduled pipeline once, now, and exit")
+    serve.add_argument("--name", default="nightly", help="the deployment's name (default: nightly)")
+
     server = commands.add_parser(
         "stage-server",
         help="the warm stage server: status, start or stop",
@@ -313,6 +352,46 @@ def _shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
+def cmd_registry(args: argparse.Namespace) -> int:
+    from pipelines import registry
+    from pipelines.params import load_params
+
+    options = load_params().mlflow
+    name = options.registered_model
+    if args.command == "promote":
+        moved = registry.promote(options.experiment, name, args.version)
+    else:
+        moved = registry.rollback(options.experiment, name)
+    print(f"{name}: {registry.CHAMPION} version {moved.before or '(none)'} -> {moved.after}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pipelines import scheduled
+    from pipelines.orchestration import ensure_prefect_api
+    from pipelines.params import load_params
+
+    load_params()  # fail on bad params before serving anything
+    api = ensure_prefect_api()
+    if args.once:
+        outcome = scheduled.scheduled_pipeline()["outcome"]
+        print(f"scheduled run: {outcome}")
+        return 0
+    print(f"serving scheduled_pipeline/{args.name} on {api.removesuffix('/api')} (Ctrl-C stops)")
+    scheduled.serve(cron=args.cron, interval=args.interval, name=args.name)
+    return 0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def cmd_stage_server(args: argparse.Namespace) -> int:
     from pipelines import stage_server
 
@@ -339,6 +418,9 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "relabel": cmd_relabel,
     "contract": cmd_contract,
+    "promote": cmd_registry,
+    "rollback": cmd_registry,
+    "serve": cmd_serve,
     "stage-server": cmd_stage_server,
     "ui": cmd_ui,
 }

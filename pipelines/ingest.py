@@ -1,6 +1,7 @@
-"""Stage `ingest`: the examples into data/ingested/dataset.parquet (the bundled digits, or the user's file
-or image folder), with the labels people corrected (data/relabels.csv, written by `mlstrategy relabel`).
-Only `validate` makes them the current data version (data/raw/dataset.parquet)."""
+"""Stage `ingest`: the examples into data/ingested/dataset.parquet: the bundled digits, or the user's file
+or image folder, then every accepted batch in data/batches (in name order), with the labels people
+corrected (data/relabels.csv, written by `mlstrategy relabel`). Only `validate` makes them the current data
+version (data/raw/dataset.parquet)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from prefect import flow, get_run_logger, task
 
 from components.datasets import two_source_digits
 from components.relabel import apply_corrections
-from pipelines.artifacts import INGESTED, RELABELS, write_frame
+from pipelines.artifacts import BATCHES, INGESTED, RELABELS, write_frame
 from pipelines.errors import UserError
 from pipelines.params import DataParams, IngestParams, Params
 from pipelines.readers import read_dataset
@@ -38,10 +39,34 @@ def load_user_table(data: DataParams) -> pd.DataFrame:
     return frame
 
 
+def batch_files(folder: Path = BATCHES) -> list[Path]:
+    """The batches of data in `folder` (CSV or Parquet files), in name order."""
+    return sorted(p for p in folder.glob("*") if p.suffix in (".csv", ".parquet") and p.is_file())
+
+
+@task
+def append_batches(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
+    """`frame` with every accepted batch's rows after it; a batch must have exactly its columns."""
+    batches = []
+    for path in batch_files():
+        batch = read_dataset(path, data)
+        if list(batch.columns) != list(frame.columns):
+            missing = [c for c in frame.columns if c not in batch.columns]
+            extra = [c for c in batch.columns if c not in frame.columns]
+            raise UserError(
+                f"{path}: its columns differ from the data's (missing {missing[:10]}, extra {extra[:10]}"
+                + (", or another order" if not missing and not extra else "")
+                + "); a batch has the columns of the data it extends"
+            )
+        batches.append(batch)
+    return pd.concat([frame, *batches], ignore_index=True) if batches else frame
+
+
 @flow(name="ingest")
 def ingest_flow(params: Params) -> dict:
     data = params.data
     frame = load_bundled_digits(params.ingest) if data.path is None else load_user_table(data)
+    frame = append_batches(frame, data)
     relabeled = 0
     corrections = read_relabels()
     if len(corrections):
@@ -54,7 +79,12 @@ def ingest_flow(params: Params) -> dict:
                 stale[:5],
             )
     write_frame(INGESTED, frame)
-    summary = {"rows": len(frame), "columns": len(frame.columns), "relabeled": relabeled}
+    summary = {
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "batches": len(batch_files()),
+        "relabeled": relabeled,
+    }
     if params.data.source_column:
         summary["sources"] = frame[params.data.source_column].value_counts().sort_index().to_dict()
     get_run_logger().info("ingested %s into %s", summary, INGESTED)

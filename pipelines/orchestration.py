@@ -25,6 +25,7 @@ from pipelines.errors import UserError
 from pipelines.runtime import script
 
 LOCAL_HOST = "127.0.0.1"
+RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)  # waits between tries of a configured Prefect API
 DEFAULT_PORT = 4200
 SERVER_START_TIMEOUT_S = 180
 EXECUTION_ENV = "MLSTRATEGY_EXECUTION_ID"
@@ -111,10 +112,18 @@ def ensure_prefect_api() -> str:
     """Make sure the stages have a Prefect API to report to, and export it as PREFECT_API_URL."""
     url = configured_api_url()
     if url:
-        if not api_healthy(url, timeout=10):
-            raise UserError(
-                f"the Prefect API at {url} (PREFECT_API_URL) does not answer; start it or unset it"
-            )
+        # A server that is restarting answers again within seconds: back off before giving up.
+        for wait in RETRY_BACKOFF_S:
+            if api_healthy(url, timeout=5):
+                break
+            time.sleep(wait)
+        else:
+            if not api_healthy(url, timeout=5):
+                raise UserError(
+                    f"the Prefect API at {url} (PREFECT_API_URL) does not answer after "
+                    f"{len(RETRY_BACKOFF_S) + 1} tries over {sum(RETRY_BACKOFF_S):.0f} s; "
+                    "start it or unset it"
+                )
     else:
         url = local_api_url()
         if not api_healthy(url):

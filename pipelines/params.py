@@ -57,9 +57,7 @@ class DataParams(_Section):
     def _inside_project(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        path = Path(value)
-        if path.is_absolute() or ".." in path.parts:
-            raise ValueError(f"'{value}' must be a path inside the project, relative to its root")
+        path = Path(inside_project(value))
         if path.suffix not in (".csv", ".parquet", ""):
             raise ValueError(f"'{value}' must be a .csv or .parquet file, or a folder of images")
         return value
@@ -202,8 +200,26 @@ class DriftParams(_Section):
     bins: int = Field(10, ge=2)
 
 
+def inside_project(value: str) -> str:
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"'{value}' must be a path inside the project, relative to its root")
+    return value
+
+
+class ScheduleParams(_Section):
+    landing: str = "data/landing"
+    quarantine: str = "data/quarantine"
+
+    @field_validator("landing", "quarantine")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return inside_project(value)
+
+
 class MlflowParams(_Section):
     experiment: str = "mlstrategy"
+    registered_model: str = Field("mlstrategy", min_length=1)
 
 
 class Params(_Section):
@@ -218,6 +234,7 @@ class Params(_Section):
     synthesize: SynthesizeParams = SynthesizeParams()
     improve: ImproveParams = ImproveParams()
     sweep: SweepParams = SweepParams()
+    schedule: ScheduleParams = ScheduleParams()
     mlflow: MlflowParams = MlflowParams()
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from components import diagnosis, report
 from components.evaluation import confusion_matrix
-from pipelines import tracking
+from pipelines import registry, tracking
 from pipelines.artifacts import (
     ANALYZE,
     CONFUSION_DEV,
@@ -21,7 +21,7 @@ from pipelines.artifacts import (
     ERROR_TABLE,
     EVALUATION,
     IMPROVE,
-    MODEL,
+    IMPROVED_MODEL,
     RAW_DATA,
     RELABEL_QUEUE,
     REPORT,
@@ -37,6 +37,7 @@ from pipelines.artifacts import (
 )
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
+from pipelines.tables import read_splits
 
 
 def notes_for(found: dict, split: dict, params: Params) -> list[str]:
@@ -153,7 +154,6 @@ def log_to_mlflow(
                 "report": REPORT,
                 "plots": Path(plots),
                 "metrics": Path("metrics"),
-                "model": MODEL,
                 # The gallery is among the plots already.
                 "error_analysis": [ERROR_TABLE, ERROR_SAMPLE, RELABEL_QUEUE],
             },
@@ -200,5 +200,26 @@ def report_flow(params: Params) -> dict:
     run_id = log_to_mlflow(
         params, found, evaluation, split, improve, history, figures, sweep, analysis, synthesis
     )
-    get_run_logger().info("report: %s; MLflow run %s (`make ui` to compare runs)", REPORT, run_id)
-    return {"report": str(REPORT), "mlflow_run_id": run_id}
+    version = register_model(params, run_id)
+    get_run_logger().info(
+        "report: %s; MLflow run %s (`make ui` to compare runs); model '%s' version %s is the %s "
+        "(`mlstrategy promote` makes it the %s)",
+        REPORT,
+        run_id,
+        params.mlflow.registered_model,
+        version,
+        registry.CHALLENGER,
+        registry.CHAMPION,
+    )
+    return {"report": str(REPORT), "mlflow_run_id": run_id, "model_version": version}
+
+
+@task(cache_policy=NO_CACHE)
+def register_model(params: Params, run_id: str) -> str:
+    """The pipeline's model (the improve stage's) as the registry's challenger, with five dev rows as its
+    input example."""
+    _, arrays = read_splits(params.data, ("train", "dev"))
+    example = arrays["dev"][0][:5]
+    return registry.register(
+        params.mlflow.experiment, params.mlflow.registered_model, run_id, IMPROVED_MODEL, example
+    )

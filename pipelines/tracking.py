@@ -86,6 +86,11 @@ def _client(experiment: str) -> tuple[MlflowClient, str]:
     return client, client.create_experiment(experiment, artifact_location=location)
 
 
+def client(experiment: str) -> MlflowClient:
+    """A client of the tracking store (and its registry), with `experiment` created if it is new."""
+    return _client(experiment)[0]
+
+
 def parent_run(experiment: str, execution: str) -> tuple[MlflowClient, str]:
     """A client and the run of this pipeline execution, created by the first stage that asks for it."""
     client, experiment_id = _client(experiment)
@@ -221,6 +226,14 @@ def _log_batch(
         params=[Param(name, str(value)) for name, value in mask_secrets(flatten(params)).items()],
         tags=[RunTag(name, value) for name, value in mask_secrets(tags).items()],
     )
+
+
+def annotate_execution(experiment: str, execution: str, tags: Mapping[str, str]) -> str:
+    """Add `tags` to the execution's run (made if no stage made it), which ends FINISHED; its id."""
+    client, run_id = parent_run(experiment, execution)
+    _log_batch(client, run_id, {}, {}, tags)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
 
 
 def record_failure(experiment: str, execution: str, stage: str, message: str) -> str:

@@ -54,7 +54,8 @@ def copy_project(target: Path) -> Path:
     for name in ("components", "pipelines", ".dvc"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
     (target / "data").mkdir()
-    for name in ("relabels.csv", "contract.yaml"):
+    for name in ("relabels.csv", "contract.yaml", "batches/README.md", "batches/.gitignore"):
+        (target / "data" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "data" / name, target / "data" / name)
     (target / "mlflow").mkdir()
     return target

@@ -140,3 +140,78 @@ def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(repo):
     labels = pd.read_parquet(raw).set_index("id")["label"]
     assert labels[dev["id"]].tolist() == only_dev["corrected"].tolist()
     assert labels[test["id"]].tolist() == test["label"].tolist()
+
+
+def serve_once(project: Path, env: dict) -> str:
+    """`mlstrategy serve --once`: one scheduled run, now; its outcome line."""
+    done = subprocess.run(
+        [str(BIN / "mlstrategy"), "serve", "--once"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def champion(project: Path) -> str | None:
+    from pipelines import registry
+
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow/mlflow.db'}"
+    try:
+        found = registry.version_of("mlstrategy", "mlstrategy", registry.CHAMPION)
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    return None if found is None else str(found.version)
+
+
+def batch(project: Path, rows: int, first: int = 9000):
+    """New rows shaped as the data: copies of current examples under new ids (phone-9000, ...)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(project / "data/raw/dataset.parquet")
+    new = frame[frame["source"] == "phone"].head(rows).copy()
+    new["id"] = [f"phone-{first + i}" for i in range(rows)]
+    return new
+
+
+def test_scheduled_runs_take_new_data_quarantine_bad_batches_and_promote_by_the_test_set(repo):
+    from tests.conftest import digest
+
+    project, env, _ = repo
+    done = subprocess.run(
+        [str(BIN / "mlstrategy"), "promote"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "champion version (none) -> " in done.stdout, done.stderr
+    first = champion(project)
+    kept = digest(project / "models", project / "data/raw")
+
+    # Nothing new in the landing folder: nothing runs, nothing is retrained.
+    assert serve_once(project, env) == "scheduled run: nothing new: nothing retrained"
+    assert digest(project / "models", project / "data/raw") == kept
+
+    # A bad batch: quarantined with its report; the data version and the champion stay.
+    landing, quarantine = project / "data/landing", project / "data/quarantine"
+    landing.mkdir()
+    bad = batch(project, 20)
+    bad.loc[bad.index[3], "label"] = 42
+    bad.to_parquet(landing / "bad.parquet", index=False)
+    outcome = serve_once(project, env)
+    assert "every new batch failed validation" in outcome and "the champion stays" in outcome
+    assert (quarantine / "bad.parquet").is_file() and not (landing / "bad.parquet").exists()
+    report = (quarantine / "bad.parquet.txt").read_text()
+    assert "expect_column_values_to_be_in_set on column 'label'" in report and "42" in report
+    assert (quarantine / "bad.parquet.data_docs/index.html").is_file()
+    assert digest(project / "models", project / "data/raw") == kept and champion(project) == first
+
+    # A good batch: a new data version, the DAG reruns, the new model meets the champion on the test set.
+    batch(project, 30, first=9100).to_parquet(landing / "good.parquet", index=False)
+    outcome = serve_once(project, env)
+    assert outcome in ("scheduled run: challenger wins: promoted", "scheduled run: champion stays"), outcome
+    assert (project / "data/batches/good.parquet").is_file()
+    assert digest(project / "data/raw") != {k: v for k, v in kept.items() if "data/raw" in k}
+    assert (champion(project) != first) == outcome.endswith("promoted")
+
+    # People can roll a promotion back, and promote by hand.
+    if outcome.endswith("promoted"):
+        back = subprocess.run(
+            [str(BIN / "mlstrategy"), "rollback"], cwd=project, env=env, capture_output=True, text=True
+        )
+        assert back.returncode == 0 and champion(project) == first, back.stderr

@@ -36,10 +36,17 @@ def test_api_url_from_the_environment_then_the_active_profile(prefect_home, monk
     assert orchestration.configured_api_url() == "http://127.0.0.1:9/api"
 
 
-def test_a_configured_api_that_does_not_answer_is_named(prefect_home, monkeypatch):
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
-    with pytest.raises(UserError, match="does not answer; start it or unset it"):
+def test_a_configured_api_that_does_not_answer_is_retried_then_named(prefect_home, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    waits = []
+    monkeypatch.setattr(orchestration.time, "sleep", waits.append)
+    with pytest.raises(UserError) as raised:
         orchestration.ensure_prefect_api()
+    assert f"the Prefect API at {url} (PREFECT_API_URL) does not answer after 5 tries over 15 s" in str(
+        raised.value
+    )
+    assert waits == [1.0, 2.0, 4.0, 8.0]  # backing off
 
 
 def test_a_stale_pid_file_is_cleared(prefect_home):

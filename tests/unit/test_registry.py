@@ -1,0 +1,56 @@
+"""The model registry: each run's model a new version aliased challenger; promote and rollback move the
+champion one promotion at a time (a real MLflow store in a temporary SQLite file)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines import registry
+from pipelines.errors import UserError
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "model.keras")
+    return tmp_path / "model.keras"
+
+
+def new_version(model_file) -> str:
+    from pipelines import tracking
+
+    client = tracking.client("e")
+    run = client.create_run(client.get_experiment_by_name("e").experiment_id)
+    example = np.zeros((5, 4), np.float32)
+    return registry.register("e", "m", run.info.run_id, model_file, example)
+
+
+def champion() -> str | None:
+    found = registry.version_of("e", "m", registry.CHAMPION)
+    return None if found is None else str(found.version)
+
+
+def test_versions_aliases_promote_and_rollback(store):
+    with pytest.raises(UserError, match="'m' has no challenger: run `mlstrategy run` first"):
+        registry.promote("e", "m")
+    assert [new_version(store) for _ in range(3)] == ["1", "2", "3"]
+    assert str(registry.version_of("e", "m", registry.CHALLENGER).version) == "3"
+    model_dir = registry.model_file("e", "m", "3").parent.parent
+    assert {"MLmodel", "input_example.json"} <= {p.name for p in model_dir.iterdir()}  # signature in MLmodel
+    assert "signature" in (model_dir / "MLmodel").read_text()
+
+    assert registry.promote("e", "m", "1") == registry.Moved(None, "1")
+    assert registry.promote("e", "m", "2") == registry.Moved("1", "2")
+    assert registry.promote("e", "m") == registry.Moved("2", "3")  # the challenger
+    assert registry.rollback("e", "m") == registry.Moved("3", "2") and champion() == "2"
+    assert registry.rollback("e", "m") == registry.Moved("2", "1")
+    with pytest.raises(UserError, match="version 1 of 'm' is the first champion: nothing to roll back to"):
+        registry.rollback("e", "m")
+    with pytest.raises(UserError, match="registered model 'm' has no version 9"):
+        registry.promote("e", "m", "9")
+    assert champion() == "1"
