@@ -18,9 +18,11 @@ Each run leaves its summary as a Prefect markdown artifact and as tags of its ML
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -185,4 +187,51 @@ def report(params: Params, summary: dict) -> dict:
 
 def serve(cron: str | None = None, interval: float | None = None, name: str = "nightly") -> None:
     """Serve scheduled_pipeline on `cron` or every `interval` seconds until interrupted."""
-    scheduled_pipeline.serve(name=name, cron=cron, interval=interval, tags=["mlstrategy"])
+    stop = threading.Event()
+    every = min(30.0, interval / 2) if interval else 30.0
+    keeper = threading.Thread(
+        target=keep_scheduled, args=(f"{scheduled_pipeline.name}/{name}", stop, every), daemon=True
+    )
+    keeper.start()
+    try:
+        # limit=1: two runs at once would move the same batches and race on the stores.
+        scheduled_pipeline.serve(name=name, cron=cron, interval=interval, tags=["mlstrategy"], limit=1)
+    finally:
+        stop.set()
+
+
+def keep_scheduled(deployment: str, stop: threading.Event, every_s: float, ahead: int = 3) -> None:
+    """Keep the next `ahead` runs of `deployment`'s schedules created on the server, every `every_s`.
+
+    The Prefect server's own scheduler does this, but with the SQLAlchemy 2.1 this project installs its
+    bulk insert fails ("Can't evaluate bulk DML statement"), so served deployments never ran. The runs are
+    created one by one through the API with the idempotency key the server's scheduler uses, so the two
+    never make the same run twice. A server that is down or restarting is simply tried again.
+    """
+    import asyncio
+    import datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.server.schemas import schedules
+    from prefect.states import Scheduled
+
+    while not stop.is_set():
+        try:
+            with get_client(sync_client=True) as client:
+                found = client.read_deployment_by_name(deployment)
+                now = datetime.datetime.now(datetime.UTC)
+                for item in found.schedules:
+                    if not item.active:
+                        continue
+                    kind = getattr(schedules, type(item.schedule).__name__)
+                    dates = asyncio.run(kind(**item.schedule.model_dump()).get_dates(n=ahead, start=now))
+                    for date in dates:
+                        client.create_flow_run_from_deployment(
+                            found.id,
+                            state=Scheduled(scheduled_time=date),
+                            idempotency_key=f"scheduled {found.id} {item.id} {date}",
+                            tags=["mlstrategy", "auto-scheduled"],
+                        )
+        except Exception as error:  # not deployed yet, or the server is restarting: next round
+            logging.getLogger(__name__).debug("scheduling %s: %s", deployment, error)
+        stop.wait(every_s)

@@ -17,7 +17,7 @@ from pipelines.cli import STAGES
 from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
-from tests.conftest import digest
+from tests.conftest import digest, prepared_project
 
 
 def run_all(stages=STAGES) -> None:
@@ -26,11 +26,18 @@ def run_all(stages=STAGES) -> None:
         run_stage(name, params)
 
 
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, prefect_api) -> Path:
+    """One execution of every stage, shared by the tests that read its outputs (each leaves them as found)."""
+    return prepared_project(tmp_path_factory.mktemp("flows"), STAGES)
+
+
 @pytest.fixture
-def ran(project, prefect_api, monkeypatch):
-    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "test-execution")
-    run_all()
-    return project
+def ran(whole_run, monkeypatch):
+    monkeypatch.chdir(whole_run)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{whole_run.name}")
+    return whole_run
 
 
 def test_whole_pipeline_writes_the_contracts(ran):
@@ -124,7 +131,7 @@ def test_the_execution_is_one_mlflow_run(ran):
         assert {"mlstrategy.iteration", "mlstrategy.gap", "mlstrategy.action"} <= set(child.data.tags)
         assert child.data.tags["mlstrategy.outcome"] in ("kept", "rejected")
     assert run.info.status == "FINISHED"
-    assert run.data.tags[tracking.EXECUTION_TAG] == "test-execution"
+    assert run.data.tags[tracking.EXECUTION_TAG] == f"prepared-{ran.name}"
     assert len(run.data.tags["dvc.data_md5"]) == 32
     for name in (
         "error/train",
@@ -156,7 +163,7 @@ def test_same_params_same_metrics(ran):
 
 def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
     outputs = (artifacts.RAW_DATA, artifacts.VALIDATION, artifacts.DATA_DOCS, artifacts.SPLITS_DIR)
-    kept = digest(*outputs)
+    kept, batch = digest(*outputs), artifacts.INGESTED.read_bytes()
     frame = pd.read_parquet(artifacts.INGESTED)
     frame.loc[3, "px_0_0"] = 7.5
     frame.loc[5, "label"] = 42
@@ -170,6 +177,7 @@ def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
     assert "The current data version (data/raw/dataset.parquet) is unchanged" in message
     assert "Data Docs: reports/failed/data_docs/validations/raw_data/" in message
     assert digest(*outputs) == kept  # the previous data version stays the current one
+    artifacts.INGESTED.write_bytes(batch)
 
 
 def rendered_text(page: Path) -> str:
