@@ -24,6 +24,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from tqdm.auto import tqdm
 
 from components import sweep
 from components.evaluation import METRICS, Candidate, metric, select
@@ -315,6 +316,8 @@ def sweep_flow(params: Params) -> dict:
             )
             slots = len(asked) if options.dask_address else max(1, options.workers)
             running: set = set()
+            # A bar on a terminal (tqdm turns itself off when output goes to a file or a pipe).
+            bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
             while asked or running:
                 while asked and len(running) < slots:
                     trial, values = asked.pop(0)
@@ -343,6 +346,8 @@ def sweep_flow(params: Params) -> dict:
                     params.evaluate.optimizing_metric,
                     outcome["curve"][-1],
                 )
+                bar.update()
+            bar.close()
             rounds.append({"box": box.to_dict(), "trials": len(_finished(study, round_number))})
     wall_s = time.perf_counter() - started
     return _report(params, study, rounds, wall_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -14,7 +16,8 @@ from pipelines.tables import n_classes, read_splits
 
 @task
 def fit(config: TrainConfig, x: np.ndarray, y: np.ndarray, classes: int, dev: tuple[np.ndarray, np.ndarray]):
-    return train(config, x, y, classes, validation=dev)
+    # Keras' progress bar on a terminal; nothing when the output goes to a log.
+    return train(config, x, y, classes, validation=dev, verbose=1 if sys.stdout.isatty() else 0)
 
 
 @flow(name="train")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +24,8 @@ from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
 from tests.conftest import digest, prepared_project
+from tests.integration.test_orchestration import free_port
+from tests.integration.test_serve import answers
 
 
 def run_all(stages=STAGES) -> None:
@@ -27,17 +35,58 @@ def run_all(stages=STAGES) -> None:
 
 
 @pytest.fixture(scope="module")
-def whole_run(tmp_path_factory, prefect_api) -> Path:
-    """One execution of every stage, shared by the tests that read its outputs (each leaves them as found)."""
-    return prepared_project(tmp_path_factory.mktemp("flows"), STAGES)
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real MLflow tracking server (`mlflow server` on 127.0.0.1, a free port) with its own store."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1"]
+    command += [
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+    ]
+    command += ["--default-artifact-root", (root / "artifacts").as_uri()]
+    log = root / "server.log"
+    server = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while not answers(f"{url}/health"):
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(30)
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, prefect_api, mlflow_server) -> Path:
+    """One execution of every stage, tracked on the MLflow server, shared by the tests that read its
+    outputs (each leaves them as found)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        return prepared_project(tmp_path_factory.mktemp("flows"), STAGES)
 
 
 @pytest.fixture
-def ran(whole_run, monkeypatch):
+def ran(whole_run, mlflow_server, monkeypatch):
     monkeypatch.chdir(whole_run)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{whole_run.name}")
     return whole_run
+
+
+def rest(url: str, path: str, body: dict | None = None) -> dict:
+    """A call of the MLflow REST API (POST with a body, else GET)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", data=data)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
 
 
 def test_whole_pipeline_writes_the_contracts(ran):
@@ -155,6 +204,24 @@ def test_the_execution_is_one_mlflow_run(ran):
     assert {"report", "plots", "metrics", "model", "error_analysis"} <= artifacts_logged
 
 
+def test_the_tracking_server_answers_over_rest(ran, mlflow_server):
+    experiment = rest(mlflow_server, "experiments/get-by-name?experiment_name=mlstrategy")["experiment"]
+    found = rest(
+        mlflow_server,
+        "runs/search",
+        {
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.`mlstrategy.execution_id` = 'prepared-{ran.name}'",
+        },
+    )["runs"]
+    assert len(found) == 1
+    metrics = {m["key"]: m["value"] for m in found[0]["data"]["metrics"]}
+    evaluation = json.loads(artifacts.EVALUATION.read_text())
+    assert metrics["error/dev"] == pytest.approx(evaluation["errors"]["dev"])
+    version = rest(mlflow_server, "registered-models/alias?name=mlstrategy&alias=challenger")["model_version"]
+    assert version["run_id"] == found[0]["info"]["run_id"]  # the run's model is the registry's challenger
+
+
 def test_same_params_same_metrics(ran):
     first = json.loads(artifacts.DIAGNOSIS.read_text())
     run_all(("train", "evaluate", "diagnose"))
@@ -180,26 +247,58 @@ def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
     artifacts.INGESTED.write_bytes(batch)
 
 
-def rendered_text(page: Path) -> str:
-    """The text of `page` as headless Chromium renders it, scripts run, as one line."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
+def browser(*args: str) -> str:
+    """Headless Chromium with `args`; its standard output. Skips where Chromium is not installed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
         pytest.skip("chromium is not installed (Debian: apt install chromium): no browser to open pages in")
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.resolve().as_uri()]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    command = [found, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def rendered_text(page: Path | str, wait_ms: int = 0) -> str:
+    """The text of `page` (a file or a URL) as headless Chromium renders it, after `wait_ms` of its
+    scripts' time (a single-page app fetches its data first), as one line."""
+    url = page.resolve().as_uri() if isinstance(page, Path) else page
+    dom = (
+        browser(f"--virtual-time-budget={wait_ms}", "--dump-dom", url)
+        if wait_ms
+        else browser("--dump-dom", url)
+    )
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S))
     return " ".join(html.unescape(text).split())
 
 
-def test_data_docs_open_in_a_browser(project, prefect_api, monkeypatch):
-    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "data-docs")
-    run_all(("ingest", "validate"))
+def test_data_docs_open_in_a_browser(ran):
     [page] = artifacts.DATA_DOCS.glob("validations/**/*.html")  # the page validate links
     evaluated = json.loads(artifacts.VALIDATION.read_text())["evaluated"]
     text = rendered_text(page)
     assert "Expectation Suite: raw_data" in text and "Status: Succeeded" in text
     assert f"Evaluated Expectations {evaluated} Successful Expectations {evaluated}" in text
     assert "px_7_7" in text  # a section per column
+
+
+def test_the_report_and_the_mlflow_ui_show_the_run_in_a_browser(ran, mlflow_server, tmp_path):
+    from PIL import Image, ImageStat
+
+    evaluation = json.loads(artifacts.EVALUATION.read_text())
+    text = rendered_text(artifacts.REPORT)
+    assert "Error ladder" in text and f"{100 * evaluation['errors']['dev']:.2f}%" in text
+    shot = tmp_path / "report.png"
+    browser(f"--screenshot={shot}", artifacts.REPORT.resolve().as_uri())
+    assert max(ImageStat.Stat(Image.open(shot).convert("L")).stddev) > 10  # not a blank page
+
+    experiment = rest(mlflow_server, "experiments/get-by-name?experiment_name=mlstrategy")["experiment"]
+    [run] = rest(
+        mlflow_server,
+        "runs/search",
+        {
+            "experiment_ids": [experiment["experiment_id"]],
+            "filter": f"tags.`mlstrategy.execution_id` = 'prepared-{ran.name}'",
+        },
+    )["runs"]
+    page = f"{mlflow_server}/#/experiments/{experiment['experiment_id']}/runs/{run['info']['run_id']}"
+    assert "error/dev" in rendered_text(page, wait_ms=20000)
 
 
 def test_missing_input_is_named(project, prefect_api):
