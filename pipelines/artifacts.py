@@ -31,6 +31,7 @@ ASSIGNMENT = Path("data/assignment.parquet")
 MODEL = Path("models/model.keras")
 IMPROVED_MODEL = Path("models/improved.keras")
 DATA_DOCS = Path("reports/data_docs")
+FAILED_DATA_DOCS = Path("reports/failed/data_docs")  # the Data Docs of a failed validation
 REPORT = Path("reports/strategy.html")
 VALIDATION = Path("metrics/validation.json")
 REFERENCE_PROFILE = Path("data/reference_profile.json")  # the drift guard's trusted reference (persisted)
@@ -121,6 +122,11 @@ def file_digest(path: Path, algorithm: str = "blake2b") -> str:
     """The hex digest of a file's bytes, read in blocks."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def data_version() -> str | None:
+    """The current data version: the md5 of data/raw/dataset.parquet that DVC records in dvc.lock."""
+    return file_digest(RAW_DATA, "md5") if RAW_DATA.is_file() else None
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -138,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "corrections are kept in data/relabels.csv and `dvc repro validate` makes the new data version; run "
         "`mlstrategy run` to retrain on it.",
     )
-    # Resolved now: the command runs from the project root, FILE is relative to where it was typed.
-    relabel.add_argument(
-        "file", type=lambda text: Path(text).resolve(), metavar="FILE", help="the corrected labels"
-    )
+    relabel.add_argument("file", type=_typed_path, metavar="FILE", help="the corrected labels")
     relabel.add_argument(
         "--train", action="store_true", help="also correct train examples (they are refused otherwise)"
     )
@@ -159,14 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="source",
         required=True,
-        type=lambda text: Path(text).resolve(),
+        type=_typed_path,
         metavar="FILE",
         help="the trusted snapshot",
     )
     contract.add_argument(
         "-o",
         "--output",
-        type=lambda text: Path(text).resolve(),
+        type=_typed_path,
         default=None,
         help="where to write it (default: data/contract.yaml)",
     )
@@ -380,6 +377,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving scheduled_pipeline/{args.name} on {api.removesuffix('/api')} (Ctrl-C stops)")
     scheduled.serve(cron=args.cron, interval=args.interval, name=args.name)
     return 0
+
+
+def _typed_path(text: str) -> Path:
+    """A path as typed: resolved now, because the command then runs from the project root."""
+    return Path(text).resolve()
 
 
 def _positive(text: str) -> float:

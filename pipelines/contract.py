@@ -53,6 +53,5 @@ def write_contract(params: Params, source: Path, output: Path = CONTRACT, force:
     for name, rule in spec["columns"].items():
         line = yaml.safe_dump({name: rule}, default_flow_style=True, sort_keys=False, width=10_000)
         body += "  " + line.strip()[1:-1] + "\n"
-    parse_rules(yaml.safe_load(body))  # what is written must read back
     write_text(output, HEADER.format(source=source, day=datetime.date.today().isoformat()) + body)
     return len(spec["columns"])

@@ -45,10 +45,10 @@ def batch_files(folder: Path = BATCHES) -> list[Path]:
 
 
 @task
-def append_batches(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
-    """`frame` with every accepted batch's rows after it; a batch must have exactly its columns."""
+def append_batches(frame: pd.DataFrame, paths: list[Path], data: DataParams) -> pd.DataFrame:
+    """`frame` with the rows of the batches at `paths` after it; a batch must have exactly its columns."""
     batches = []
-    for path in batch_files():
+    for path in paths:
         batch = read_dataset(path, data)
         if list(batch.columns) != list(frame.columns):
             missing = [c for c in frame.columns if c not in batch.columns]
@@ -66,7 +66,8 @@ def append_batches(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
 def ingest_flow(params: Params) -> dict:
     data = params.data
     frame = load_bundled_digits(params.ingest) if data.path is None else load_user_table(data)
-    frame = append_batches(frame, data)
+    batches = batch_files()
+    frame = append_batches(frame, batches, data)
     relabeled = 0
     corrections = read_relabels()
     if len(corrections):
@@ -82,7 +83,7 @@ def ingest_flow(params: Params) -> dict:
     summary = {
         "rows": len(frame),
         "columns": len(frame.columns),
-        "batches": len(batch_files()),
+        "batches": len(batches),
         "relabeled": relabeled,
     }
     if params.data.source_column:

@@ -1,7 +1,7 @@
 """The MLflow model registry: every execution's model as a new version of params.yaml
 mlflow.registered_model, with a signature and an input example; the alias `challenger` marks the newest,
-`champion` the one in service. `promote` and `rollback` move the champion; `challenger_wins` decides, on
-the same test set under the selection rule, whether the scheduled run promotes.
+`champion` the one in service. `promote` and `rollback` move the champion (the scheduled run promotes
+through `promote` too).
 
 Each promotion records the champion it replaced on the new champion's version (tag
 `mlstrategy.previous_champion`), so a rollback goes back one promotion at a time.
@@ -35,7 +35,7 @@ def register(experiment: str, name: str, run_id: str, model_file: Path, example:
     import mlflow.keras
     from mlflow.models import infer_signature
 
-    client = _registry(experiment)
+    client = tracking.client(experiment)
     model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     signature = infer_signature(example, np.asarray(model(example)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +63,7 @@ def version_of(experiment: str, name: str, alias: str) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return _registry(experiment).get_model_version_by_alias(name, alias)
+        return tracking.client(experiment).get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
@@ -72,7 +72,7 @@ def model_file(experiment: str, name: str, version: str) -> Path:
     """The .keras file of version `version` of `name`, downloaded (load it with Keras' safe mode)."""
     import mlflow.artifacts
 
-    _registry(experiment)
+    tracking.client(experiment)  # points mlflow at this project's tracking store
     return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "data" / "model.keras"
 
 
@@ -86,7 +86,7 @@ class Moved:
 
 def promote(experiment: str, name: str, version: str | None = None) -> Moved:
     """Make `version` (default: the challenger) the champion, remembering the champion it replaces."""
-    client = _registry(experiment)
+    client = tracking.client(experiment)
     if version is None:
         challenger = version_of(experiment, name, CHALLENGER)
         if challenger is None:
@@ -104,7 +104,7 @@ def promote(experiment: str, name: str, version: str | None = None) -> Moved:
 
 def rollback(experiment: str, name: str) -> Moved:
     """Give the champion alias back to the version the current champion replaced."""
-    client = _registry(experiment)
+    client = tracking.client(experiment)
     current = version_of(experiment, name, CHAMPION)
     if current is None:
         raise UserError(f"registered model '{name}' has no {CHAMPION} to roll back")
@@ -125,7 +125,3 @@ def _check_version(client: MlflowClient, name: str, version: str) -> None:
         client.get_model_version(name, version)
     except MlflowException:
         raise UserError(f"registered model '{name}' has no version {version}") from None
-
-
-def _registry(experiment: str) -> MlflowClient:
-    return tracking.client(experiment)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from components.relabel import ID, LABEL, check_corrections, file_lines, merge_corrections
 from components.train_dev import SPLITS
-from pipelines.artifacts import RAW_DATA, RELABELS, file_digest, read_frame, split_path, write_frame
+from pipelines.artifacts import RELABELS, data_version, read_frame, split_path, write_frame
 from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.runtime import dvc_env, script
@@ -102,11 +102,6 @@ def current_splits(params: Params) -> tuple[dict[str, str], dict[str, int]]:
     return split_of, labels
 
 
-def data_hash() -> str | None:
-    """The data version: the raw dataset's md5, which DVC records for it in dvc.lock."""
-    return file_digest(RAW_DATA, "md5") if RAW_DATA.is_file() else None
-
-
 def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
     """Check `path`, merge it into data/relabels.csv and make the new data version with `dvc repro
     ingest`. Nothing is written when the file is refused; data/relabels.csv is restored when ingest fails."""
@@ -118,7 +113,7 @@ def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
         raise UserError(f"{path}: {error}") from None
     previous = read_relabels()
     previous_bytes = RELABELS.read_bytes() if RELABELS.is_file() else None
-    before = data_hash()
+    before = data_version()
     try:
         write_frame(RELABELS, merge_corrections(previous, checked))
         done = subprocess.run([script("dvc"), "repro", "validate"], env=dvc_env(), check=False)
@@ -134,4 +129,4 @@ def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
         raise
     changed = int(sum(labels_now[i] != label for i, label in zip(checked[ID], checked[LABEL], strict=True)))
     reviewed = checked["split"].value_counts().to_dict()
-    return Relabeled({k: int(v) for k, v in reviewed.items()}, changed, before, data_hash())
+    return Relabeled({k: int(v) for k, v in reviewed.items()}, changed, before, data_version())

@@ -30,14 +30,13 @@ from prefect.cache_policies import NO_CACHE
 
 from components.evaluation import METRICS, Candidate, metric, select
 from pipelines import registry, stage_server, tracking
-from pipelines.artifacts import BATCHES, RAW_DATA, write_text
+from pipelines.artifacts import BATCHES, FAILED_DATA_DOCS, data_version, write_text
 from pipelines.errors import UserError
 from pipelines.ingest import batch_files
 from pipelines.orchestration import EXECUTION_ENV, execution_id
 from pipelines.params import Params, load_params
 from pipelines.runtime import dvc_env, script
 
-FAILED_DATA_DOCS = Path("reports/failed/data_docs")
 SUMMARY_KEY = "scheduled-run-summary"
 
 
@@ -75,7 +74,7 @@ def challenger_wins(params: Params) -> dict:
     import keras
 
     from components.training import predict_classes
-    from pipelines.evaluate import latency_of
+    from pipelines.evaluate import trial_measures
     from pipelines.tables import n_classes, read_splits
 
     options, experiment = params.mlflow, params.mlflow.experiment
@@ -97,11 +96,7 @@ def challenger_wins(params: Params) -> dict:
         path = registry.model_file(experiment, name, str(version.version))
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
         value = metric(params.evaluate.optimizing_metric, y, predict_classes(model, x), classes)
-        measures = {
-            "latency_p95_ms": latency_of(model, x, params.evaluate.latency_calls, blocks=1),
-            "model_size_mb": path.stat().st_size / 2**20,
-            "n_parameters": float(model.count_params()),
-        }
+        measures = trial_measures(model, x, path)  # as a sweep or recipe candidate is measured
         # The selection rule, here on the test set both models are scored on now.
         candidates.append(Candidate(role, value, measures))
         found[role] = {"version": str(version.version), split: value, **measures}
@@ -154,7 +149,7 @@ def scheduled_pipeline() -> dict:
     if done.returncode != 0:
         raise UserError(f"`dvc repro` failed (exit {done.returncode}) on the new data; the champion stays")
     summary["comparison"] = challenger_wins(params)
-    summary["data_md5"] = tracking.reproducibility_tags(RAW_DATA)["dvc.data_md5"]
+    summary["data_md5"] = data_version()
     if has_default_remote():
         pushed = dvc("push", capture=True)
         summary["pushed"] = pushed.returncode == 0

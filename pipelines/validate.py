@@ -21,6 +21,7 @@ from components.data_contract import DataContract, expectation_suite, summarize,
 from pipelines.artifacts import (
     CONTRACT,
     DATA_DOCS,
+    FAILED_DATA_DOCS,
     INGESTED,
     RAW_DATA,
     REFERENCE_PROFILE,
@@ -34,8 +35,6 @@ from pipelines.contract import load_contract
 from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.tables import feature_columns
-
-FAILED_DATA_DOCS = Path("reports/failed/data_docs")
 
 
 def contract_for(frame: pd.DataFrame, params: Params, contract_file: Path = CONTRACT) -> DataContract:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +65,47 @@ def copy_project(target: Path) -> Path:
     return target
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(command: list[str], url: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start a server (`prefect server start`, `mlflow server`) in a session of its own, logging to `log`,
+    and wait until `url`/health answers."""
+    from pipelines.orchestration import api_healthy
+
+    server = subprocess.Popen(
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not api_healthy(url):
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    return server
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a process started in a session of its own, and its children: TERM, then KILL after 30 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def enter(project: Path, monkeypatch: pytest.MonkeyPatch, execution: str | None = None) -> Path:
+    """Work in `project`: its directory, its own MLflow store, and the execution id `execution`."""
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if execution:
+        monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", execution)
+    return project
+
+
 def digest(*paths: Path) -> dict[str, str]:
     """{file: hash} of every file at or under `paths` (missing ones left out): outputs before and after."""
     found = {}
@@ -105,9 +150,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the project with fast params, as the working directory."""
     copy_project(tmp_path)
     write_params(tmp_path, FAST_PARAMS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tmp_path
+    return enter(tmp_path, monkeypatch)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

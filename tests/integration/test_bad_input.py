@@ -13,7 +13,7 @@ import pytest
 
 from pipelines import artifacts
 from pipelines.cli import main
-from tests.conftest import digest, prepared_project, write_params
+from tests.conftest import digest, enter, prepared_project, write_params
 
 # Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.
 OUTPUTS = {
@@ -30,9 +30,7 @@ def good(tmp_path_factory, prefect_api):
 
 @pytest.fixture
 def project(good, monkeypatch):
-    monkeypatch.chdir(good)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", "bad-input")  # the CLI sets it; undone after each case
+    enter(good, monkeypatch, "bad-input")  # the CLI sets the execution id; undone after each case
     params, contract = (good / "params.yaml").read_text(), (good / artifacts.CONTRACT).read_text()
     yield good
     (good / "params.yaml").write_text(params)

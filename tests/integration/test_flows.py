@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +20,7 @@ from pipelines.cli import STAGES
 from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
-from tests.conftest import digest, prepared_project
-from tests.integration.test_orchestration import free_port
-from tests.integration.test_serve import answers
+from tests.conftest import digest, enter, free_port, prepared_project, start_server, stop_process
 
 
 def run_all(stages=STAGES) -> None:
@@ -38,29 +33,14 @@ def run_all(stages=STAGES) -> None:
 def mlflow_server(tmp_path_factory) -> Iterator[str]:
     """A real MLflow tracking server (`mlflow server` on 127.0.0.1, a free port) with its own store."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
+    url = f"http://127.0.0.1:{free_port()}"
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1"]
-    command += [
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-    ]
+    command += ["--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
     command += ["--default-artifact-root", (root / "artifacts").as_uri()]
-    log = root / "server.log"
-    server = subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while not answers(f"{url}/health"):
-        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.5)
+    server = start_server(command, url, root / "server.log")
     yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(30)
+    stop_process(server)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +54,8 @@ def whole_run(tmp_path_factory, prefect_api, mlflow_server) -> Path:
 
 @pytest.fixture
 def ran(whole_run, mlflow_server, monkeypatch):
-    monkeypatch.chdir(whole_run)
+    enter(whole_run, monkeypatch, f"prepared-{whole_run.name}")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    monkeypatch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{whole_run.name}")
     return whole_run
 
 

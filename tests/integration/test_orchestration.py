@@ -9,6 +9,7 @@ import pytest
 
 from pipelines import orchestration
 from pipelines.errors import UserError
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -18,12 +19,6 @@ def prefect_home(tmp_path, monkeypatch):
     monkeypatch.delenv("PREFECT_PROFILE", raising=False)
     monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
     return tmp_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_api_url_from_the_environment_then_the_active_profile(prefect_home, monkeypatch):

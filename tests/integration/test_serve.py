@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,43 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project
-from tests.integration.test_orchestration import free_port
+from pipelines.orchestration import api_healthy
+from tests.conftest import copy_project, free_port, start_server, stop_process
 
 BIN = Path(sys.executable).parent
 
 
-def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not answers(f"http://127.0.0.1:{port}/api/health"):
-        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.5)
-    return server
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError:
-        return False
+def prefect_server(env: dict, port: int, log: Path) -> subprocess.Popen:
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    return start_server(command, f"http://127.0.0.1:{port}/api", log, env)
 
 
 def completed_runs(api: str, deployment: str) -> list[datetime]:
@@ -99,7 +70,7 @@ def test_a_served_deployment_runs_on_schedule_and_survives_a_server_restart(tmp_
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     log = tmp_path / "server.log"
-    server = start_server(env, port, log)
+    server = prefect_server(env, port, log)
     serving = subprocess.Popen(
         [str(BIN / "mlstrategy"), "serve", "--interval", "3", "--name", "test"],
         cwd=project,
@@ -110,14 +81,14 @@ def test_a_served_deployment_runs_on_schedule_and_survives_a_server_restart(tmp_
     )
     try:
         first = wait_for_run(api, "test", datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
-        stop(server)
-        assert not answers(f"{api}/health")
-        server = start_server(env, port, log)
+        stop_process(server)
+        assert not api_healthy(api)
+        server = prefect_server(env, port, log)
         restarted = datetime.now().astimezone()
         after = wait_for_run(api, "test", restarted)
         assert after > first and serving.poll() is None  # the served process outlived the restart
     finally:
-        stop(serving)
-        stop(server)
+        stop_process(serving)
+        stop_process(server)
     text = (tmp_path / "serve.log").read_text(errors="replace")
     assert "scheduled run: nothing new: nothing retrained" in text

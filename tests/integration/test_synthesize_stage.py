@@ -15,7 +15,7 @@ from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
 from pipelines.tables import read_splits
-from tests.conftest import prepared_project, write_params
+from tests.conftest import enter, prepared_project, write_params
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def splits(tmp_path_factory, prefect_api):
 
 @pytest.fixture
 def here(splits, monkeypatch):
-    monkeypatch.chdir(splits)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return splits
+    return enter(splits, monkeypatch)
 
 
 def test_off_by_default_leaves_the_splits_as_they_are(here):
