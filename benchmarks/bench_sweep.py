@@ -26,6 +26,7 @@ Usage: python benchmarks/bench_sweep.py [--seeds 3] [--tasks default,synthetic] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -108,7 +109,8 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     import keras
     import keras_tuner as kt
 
-    from components.training import TrainConfig, build_model, make_optimizer
+    from components.models import build_model
+    from components.training import TrainConfig, make_optimizer
     from pipelines.params import load_params
     from pipelines.tables import feature_columns, n_classes, xy
 
@@ -127,17 +129,14 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     class Model(kt.HyperModel):
         def config(self, hp) -> TrainConfig:
             lr, beta, units = space["learning_rate"], space["beta_1"], space["units"]
-            return TrainConfig(
-                **{
-                    **params.train.to_dict(),
-                    "hidden_units": (hp.Int("units", units["low"], units["high"], sampling="log"),)
-                    * hp.Int("layers", space["layers"]["low"], space["layers"]["high"]),
-                    "learning_rate": hp.Float("learning_rate", lr["low"], lr["high"], sampling="log"),
-                    "beta_1": 1
-                    - hp.Float("one_minus_beta_1", 1 - beta["high"], 1 - beta["low"], sampling="log"),
-                    "batch_size": hp.Choice("batch_size", space["batch_size"]["choices"]),
-                    "epochs": epochs,
-                }
+            return dataclasses.replace(
+                params.train,
+                hidden_units=(hp.Int("units", units["low"], units["high"], sampling="log"),)
+                * hp.Int("layers", space["layers"]["low"], space["layers"]["high"]),
+                learning_rate=hp.Float("learning_rate", lr["low"], lr["high"], sampling="log"),
+                beta_1=1 - hp.Float("one_minus_beta_1", 1 - beta["high"], 1 - beta["low"], sampling="log"),
+                batch_size=hp.Choice("batch_size", space["batch_size"]["choices"]),
+                epochs=epochs,
             )
 
         def build(self, hp):

@@ -18,6 +18,7 @@ start = time.perf_counter()
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from pydantic import TypeAdapter  # noqa: E402
 
 from components.datasets import Degradation, two_source_digits  # noqa: E402
 from components.evaluation import error_rate, latency_p95_ms, metric  # noqa: E402
@@ -40,7 +41,10 @@ data = {
     )
     for name in SPLITS
 }
-model, history = train(TrainConfig(**params["train"]), *data["train"], 10, validation=data["dev"])
+config = TypeAdapter(TrainConfig).validate_python(
+    {**params["train"], "image_shape": params["data"]["image_shape"]}
+)
+model, history = train(config, *data["train"], 10, validation=data["dev"])
 predicted = {name: predict_classes(model, x) for name, (x, _) in data.items()}
 errors = {name: error_rate(y, predicted[name]) for name, (_, y) in data.items()}
 x_dev, y_dev = data["dev"]

@@ -168,6 +168,60 @@ def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str],
     return figure
 
 
+def compare_figure(comparisons: Mapping[str, Any]) -> Figure:
+    """One panel per comparison that ran: dev error (%) against training size for end to end vs the
+    hand-designed pipeline and for transfer vs scratch; test error per task for multi-task vs single-task."""
+    from matplotlib.ticker import NullFormatter
+
+    panels = [key for key in ("end_to_end", "transfer", "multitask") if key in comparisons]
+    figure = _figure(4.2 * max(len(panels), 1), 3.4)
+    if not panels:
+        figure.text(0.5, 0.5, "no comparison ran (params.yaml compare)", ha="center", va="center")
+        return figure
+    axes = np.atleast_1d(figure.subplots(1, len(panels)))
+    for ax, key in zip(axes, panels, strict=True):
+        found = comparisons[key]
+        if key == "multitask":
+            tasks = list(found["tasks"])
+            where = np.arange(len(tasks))
+            multi = [100 * found["tasks"][t]["multitask_error"] for t in tasks]
+            single = [100 * found["tasks"][t]["single_task_error"] for t in tasks]
+            ax.bar(where - 0.2, multi, 0.4, label="one multi-task network", color="#3b6ea8")
+            ax.bar(where + 0.2, single, 0.4, label="one network per task", color="#9aa5b1")
+            ax.set_xticks(where, [t.replace("_", " ") for t in tasks], fontsize=8)
+            ax.set(ylabel="dev error (%)", title=f"Multi-task ({found['missing_share']:.0%} labels missing)")
+            ax.set_ylim(0, max(multi + single) * 1.35)  # room for the legend
+        else:
+            size, first, second, names, title = (
+                (
+                    "train_size",
+                    "end_to_end_error",
+                    "pipeline_error",
+                    ("end to end", "hand-designed pipeline"),
+                    "End to end vs pipeline",
+                )
+                if key == "end_to_end"
+                else (
+                    "target_size",
+                    "transfer_error",
+                    "scratch_error",
+                    ("transfer", "from scratch"),
+                    "Transfer vs scratch",
+                )
+            )
+            points = sorted(found["points"], key=lambda p: p[size])
+            sizes = [p[size] for p in points]
+            ax.plot(sizes, [100 * p[first] for p in points], "o-", label=names[0], color="#3b6ea8")
+            ax.plot(sizes, [100 * p[second] for p in points], "s--", label=names[1], color="#9aa5b1")
+            ax.set_xscale("log")
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes tried, not decades
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set(xlabel="training examples (log scale)", ylabel="dev error (%)", title=title)
+        ax.legend(fontsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 

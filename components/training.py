@@ -1,28 +1,42 @@
 """Training a Keras classifier with the course-2 knobs.
 
-Every knob lives in `TrainConfig` (and so in params.yaml): layer sizes, activation and its matched
-initializer, batch norm, dropout, L2, the optimizer (SGD with momentum, RMSprop, Adam and their betas),
-learning-rate decay, mini-batch size, epochs, early stopping and the seed. Input normalization is a
-`keras.layers.Normalization` fitted on the training split only and saved inside the model.
+Every knob lives in `TrainConfig` (and so in params.yaml): the model family and its own settings
+(`components.models`), layer sizes, activation and its matched initializer, batch norm, dropout, L2,
+augmentation, the optimizer (SGD with momentum, RMSprop, Adam and their betas), learning-rate decay,
+mini-batch size, epochs, early stopping, checkpoints to resume from after a crash, mixed precision and XLA
+compilation (both on by default when there is a GPU) and the seed. Input normalization is fitted on the
+training split only and saved inside the model.
 
 Keras is imported inside the functions: importing this module stays cheap. Only `keras.*` APIs are used
-on the training path, so `KERAS_BACKEND=jax` runs it too.
+on the training path, so `KERAS_BACKEND=jax` runs it too (the text family's tokenizer needs TensorFlow).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from components.models import (
+    AugmentConfig,
+    CnnConfig,
+    Family,
+    ResNetConfig,
+    TextConfig,
+    build_model,
+    channels_last,
+)
+
 if TYPE_CHECKING:
     import keras
 
-RELU_LIKE = {"relu", "elu", "selu", "gelu", "leaky_relu", "silu", "swish"}
 Decay = Literal["none", "inverse_time", "exponential", "staircase", "inverse_sqrt"]
+Switch = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,11 @@ class TrainConfig:
     """The knobs of one training run; units: learning rate per step, decay `t` in epochs."""
 
     seed: int = 0
+    family: Family = "auto"
+    cnn: CnnConfig = field(default_factory=CnnConfig)
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     hidden_units: tuple[int, ...] = (128, 64)
     activation: str = "relu"
     initializer: str = "auto"
@@ -50,6 +69,11 @@ class TrainConfig:
     epochs: int = 40
     early_stopping: bool = False
     patience: int = 5
+    checkpoints: bool = True
+    mixed_precision: Switch = "auto"
+    jit_compile: Switch = "auto"
+    # The data's image shape, (h, w) or (h, w, c): set from params.yaml data.image_shape, not a knob.
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -73,41 +97,38 @@ class TrainConfig:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.augment.mixes and self.image_shape is None:
+            raise ValueError("augment.mixup and augment.cutmix mix images: set data.image_shape")
+        if self.image_shape is not None and (
+            len(self.image_shape) not in (2, 3) or min(self.image_shape) < 1
+        ):
+            raise ValueError(f"image_shape must be (h, w) or (h, w, channels), got {list(self.image_shape)}")
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["hidden_units"] = list(self.hidden_units)
-        return values
+        def listed(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: listed(v) for k, v in value.items()}
+            return list(value) if isinstance(value, tuple) else value
+
+        return listed(asdict(self))
 
 
-def seed_everything(seed: int) -> None:
-    """Python, NumPy and backend seeds, and deterministic TensorFlow kernels: same data, same model."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Python, NumPy and backend seeds, and deterministic TensorFlow kernels: same data, same model.
+
+    TensorFlow refuses XLA under op determinism, so an XLA-compiled fit (`deterministic=False`) is
+    seeded but not bit-for-bit reproducible."""
     import keras
 
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config  # disabling is not in tf.config
 
-        tf.config.experimental.enable_op_determinism()
-
-
-def initializer_for(config: TrainConfig) -> str:
-    """He initialization for ReLU-like activations, Glorot (Xavier) for tanh/sigmoid, unless set."""
-    if config.initializer != "auto":
-        return config.initializer
-    return "he_normal" if config.activation in RELU_LIKE else "glorot_uniform"
-
-
-def _seeded_initializer(name: str, seed: int) -> keras.initializers.Initializer:
-    """The named initializer with its own seed: an unseeded one draws from Python's global `random`,
-    which other threads of the process (Prefect's among them) may also draw from."""
-    import keras
-
-    initializer = keras.initializers.get(name)
-    config = initializer.get_config()
-    if "seed" not in config:
-        return initializer
-    return type(initializer).from_config({**config, "seed": seed})
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
@@ -172,64 +193,122 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     return keras.optimizers.SGD(lr, momentum=config.momentum)
 
 
-def build_model(config: TrainConfig, x_train: np.ndarray, n_classes: int) -> keras.Model:
-    """An MLP: normalization fitted on x_train (n, features), then Dense [+ BatchNorm] + activation
-    [+ Dropout] per hidden layer, then a softmax over n_classes."""
+def with_min_steps(config: TrainConfig, n_examples: int, min_steps: int) -> TrainConfig:
+    """config with enough epochs for at least `min_steps` optimizer steps on n_examples: comparisons at
+    small training sizes would otherwise stop a model after a handful of steps."""
+    steps_per_epoch = math.ceil(n_examples / config.batch_size)
+    return replace(config, epochs=max(config.epochs, math.ceil(min_steps / steps_per_epoch)))
+
+
+def accelerators() -> list[str]:
+    """The backend's GPUs (or TPUs), e.g. ['gpu:0']; empty on a CPU-only machine."""
     import keras
 
-    if x_train.ndim != 2 or len(x_train) == 0:
-        raise ValueError(f"x_train must have shape (n > 0, features), got {x_train.shape}")
-    normalization = keras.layers.Normalization(name="input_normalization")
-    normalization.adapt(x_train)
-    regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
-    inputs = keras.Input(shape=(x_train.shape[1],), name="features")
-    x = normalization(inputs)
-    for i, units in enumerate(config.hidden_units):
-        x = keras.layers.Dense(
-            units,
-            kernel_initializer=_seeded_initializer(initializer_for(config), config.seed + i),
-            kernel_regularizer=regularizer,
-            use_bias=not config.batch_norm,  # batch norm's beta replaces the bias
-            name=f"dense_{i}",
-        )(x)
-        if config.batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        x = keras.layers.Activation(config.activation, name=f"{config.activation}_{i}")(x)
-        if config.dropout:
-            x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(
-        n_classes,
-        activation="softmax",
-        kernel_initializer=_seeded_initializer("glorot_uniform", config.seed + len(config.hidden_units)),
-        name="softmax",
-    )(x)
-    return keras.Model(inputs, outputs, name="mlp")
+    return [device for device in keras.distribution.list_devices() if not device.startswith("cpu")]
+
+
+def resolve(switch: Switch) -> bool:
+    """on, off, or auto: on when there is an accelerator."""
+    return switch == "on" or (switch == "auto" and bool(accelerators()))
+
+
+@contextmanager
+def precision(config: TrainConfig) -> Iterator[str]:
+    """Build layers under mixed_bfloat16 (bfloat16 compute, float32 variables) when mixed precision is on:
+    Hopper-class GPUs run bfloat16 at full speed and need no loss scaling."""
+    import keras
+
+    if not resolve(config.mixed_precision):
+        yield keras.config.dtype_policy().name
+        return
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def train(
     config: TrainConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
+    x_train: Any,
+    y_train: np.ndarray | None,
     n_classes: int,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: tuple[Any, np.ndarray] | None = None,
     verbose: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    backup_dir: Path | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Fit a fresh model on (x_train (n, features) float32, y_train (n,) int labels).
+    """Fit a fresh model of the configured family on x_train, y_train (n,) int labels.
 
+    x_train: (n, features) float32 rows (pixels row-major when config.image_shape is set), (n,) strings for
+    text, or a `components.inputs.ImageFolder` stream (then y_train is None: the stream has the labels).
     validation: the (x, y) whose loss and accuracy are recorded per epoch (and watched by early stopping
-    when it is on). callbacks: more Keras callbacks (a sweep's pruning watch). Returns the trained model
-    and its per-epoch history.
+    when it is on). callbacks: more Keras callbacks (a sweep's pruning watch). backup_dir: where to keep the
+    checkpoint a crashed run resumes from (with `config.checkpoints`). Returns the trained model and its
+    per-epoch history.
     """
+    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
+    sample = x_train.sample(seed=config.seed) if y_train is None else x_train
+    with precision(config):
+        model = build_model(config, sample, n_classes)
+    history = compile_and_fit(
+        model,
+        config,
+        x_train,
+        y_train,
+        validation=validation,
+        verbose=verbose,
+        callbacks=callbacks,
+        backup_dir=backup_dir,
+    )
+    return model, history
+
+
+def compile_and_fit(
+    model: keras.Model,
+    config: TrainConfig,
+    x: Any,
+    y: np.ndarray | None,
+    loss: Any = "sparse_categorical_crossentropy",
+    validation: tuple[Any, np.ndarray] | None = None,
+    verbose: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    backup_dir: Path | None = None,
+) -> dict[str, list[float]]:
+    """Compile model with the configured optimizer and fit it: mini-batches of config.batch_size (MixUp or
+    CutMix batches when on), early stopping and checkpoints when on. Returns the per-epoch history."""
     import keras
 
-    seed_everything(config.seed)
-    model = build_model(config, x_train, n_classes)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    steps_per_epoch = math.ceil(len(x if y is not None else x.labels) / config.batch_size)
+    metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
+    fit_args: dict[str, Any] = {"x": x, "y": y, "batch_size": config.batch_size, "shuffle": True}
+    if y is None:  # a stream brings its own batches and labels
+        fit_args = {"x": x}
+    elif config.augment.mixes and loss == "sparse_categorical_crossentropy":
+        from components.inputs import MixedBatches
+
+        n_classes = int(model.output_shape[-1])
+        fit_args = {
+            "x": MixedBatches(
+                x,
+                y,
+                n_classes,
+                channels_last(config.image_shape),
+                config.batch_size,
+                config.augment.mixup,
+                config.augment.cutmix,
+                config.seed,
+            )
+        }
+        loss = "categorical_crossentropy"  # mixed labels are soft
+        if validation is not None:
+            validation = (validation[0], np.eye(n_classes, dtype=np.float32)[validation[1]])
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
+        jit_compile=resolve(config.jit_compile) and jit_compatible(model),
     )
     callbacks = list(callbacks)
     if config.early_stopping:
@@ -239,17 +318,23 @@ def train(
                 monitor=monitor, patience=config.patience, restore_best_weights=True
             )
         )
+    if config.checkpoints and backup_dir is not None:
+        # Resumes a crashed fit from its last finished epoch; deleted when the fit completes.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
+        **fit_args,
         epochs=config.epochs,
         validation_data=validation,
         callbacks=callbacks,
-        shuffle=True,
         verbose=verbose,
     )
-    return model, {name: [float(v) for v in values] for name, values in history.history.items()}
+    return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def jit_compatible(model: keras.Model) -> bool:
+    """XLA cannot compile string ops (the text tokenizer) nor RandAugment's geometric ops."""
+    names = {type(layer).__name__ for layer in model._flatten_layers()}
+    return not names & {"WordPieceTokenizer", "RandAugment"}
 
 
 def predict_probabilities(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:

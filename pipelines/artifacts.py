@@ -51,6 +51,12 @@ SYNTHESIS = Path("metrics/synthesize.json")
 SWEEP = Path("metrics/sweep.json")
 SWEEP_TRIALS = Path("metrics/sweep_trials.csv")
 SWEEP_MODEL = Path("models/sweep_best.keras")
+COMPARE = Path("metrics/compare.json")  # end to end vs pipeline, transfer vs scratch, multi-task vs single
+COMPARE_END_TO_END = Path("metrics/compare_end_to_end.csv")
+COMPARE_TRANSFER = Path("metrics/compare_transfer.csv")
+COMPARE_FIGURE = Path("reports/compare.png")
+TRAINING = Path("metrics/train.json")  # the model family, its size, the device, precision and speed
+BACKUP_DIR = Path("models/.backup")  # the checkpoint a crashed train stage resumes from
 SWEEP_DIR = Path("sweeps")  # the study store and every finished trial's model (DVC: persist)
 
 

@@ -25,6 +25,7 @@ from components.datasets import Degradation
 from components.diagnosis import check_fraction
 from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES, check_metric
 from components.human_level import bayes_proxy
+from components.models import DEFAULT_FAMILY, FAMILY_KINDS
 from components.sweep import DEFAULT_SPACE, SearchSpace
 from components.train_dev import SplitPolicy
 from components.training import TrainConfig
@@ -47,7 +48,9 @@ class DataParams(_Section):
     weight_column: str | None = None
     annotator_columns: list[str] = Field(default_factory=list)
     tag_columns: list[str] = Field(default_factory=list)
-    image_shape: tuple[int, int] | None = None
+    image_shape: tuple[int, int] | tuple[int, int, int] | None = None
+    text_column: str | None = None
+    on_bad_image: Literal["fail", "skip"] = "fail"
     min_rows_per_class: int = Field(5, ge=1)
     feature_range: tuple[float, float] = (0.0, 1.0)
     max_memory_mb: float = Field(4096, gt=0)
@@ -158,6 +161,26 @@ class SynthesizeParams(_Section):
     seed: int = 0
 
 
+class CompareParams(_Section):
+    sizes: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0])
+    min_steps: int = Field(300, ge=1)
+    end_to_end: bool = True
+    components: int = Field(20, ge=1)
+    transfer: bool = True
+    transfer_source: str | None = None
+    freeze: Literal["auto", "body", "none"] = "auto"
+    small_target: int = Field(1000, ge=1)
+    multitask: bool | Literal["auto"] = "auto"
+    missing_share: float = Field(0.3, ge=0, lt=1)
+
+    @field_validator("sizes")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if not value or not all(0 < share <= 1 for share in value):
+            raise ValueError(f"sizes must be shares of the training examples in (0, 1], got {value}")
+        return value
+
+
 class ImproveParams(_Section):
     max_iterations: int = Field(3, ge=0)
     trials: int = Field(4, ge=1)
@@ -232,10 +255,33 @@ class Params(_Section):
     diagnose: DiagnoseParams = DiagnoseParams()
     analyze: AnalyzeParams = AnalyzeParams()
     synthesize: SynthesizeParams = SynthesizeParams()
+    compare: CompareParams = CompareParams()
     improve: ImproveParams = ImproveParams()
     sweep: SweepParams = SweepParams()
     schedule: ScheduleParams = ScheduleParams()
     mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_shape_to_train(cls, raw: Any) -> Any:
+        """The image families reshape rows to data.image_shape: it reaches the train config from here."""
+        if isinstance(raw, dict) and isinstance(raw.get("train", {}), dict):
+            if "image_shape" in raw.get("train", {}):
+                raise ValueError("train.image_shape: not a knob; set data.image_shape")
+            data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+            raw = {**raw, "train": {**raw.get("train", {}), "image_shape": data.get("image_shape")}}
+        return raw
+
+    @model_validator(mode="after")
+    def _family_reads_the_data(self) -> Params:
+        kind = "text" if self.data.text_column else "image" if self.data.image_shape else "tabular"
+        if self.train.family != "auto" and kind not in FAMILY_KINDS[self.train.family]:
+            raise ValueError(
+                f"train.family: {self.train.family!r} cannot read {kind} data "
+                f"(it reads {' or '.join(FAMILY_KINDS[self.train.family])}; "
+                f"auto picks {DEFAULT_FAMILY[kind]!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_exists_for_the_task(self) -> Params:

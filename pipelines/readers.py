@@ -8,6 +8,7 @@ and names the file, the line or the image of anything it cannot read.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +88,14 @@ def _name_the_line(path: Path) -> None:
 
 
 def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
-    """Images under `root` as rows: id (the path under root), [source,] label and the pixels px_<r>_<c>
-    as grayscale intensities in [0, 1], one column per pixel of data.image_shape.
+    """Images under `root` as rows: id (the path under root), [source,] label and the pixels in [0, 1],
+    one column per pixel of data.image_shape: px_<r>_<c> gray for [h, w], px_<r>_<c>_<channel> RGB for
+    [h, w, 3].
 
     Labels: class folders named 0..K-1 keep their number; other names are numbered in sorted order, as
     `keras.utils.image_dataset_from_directory` does. Every image must decode and have data.image_shape
-    (nothing is resized behind your back)."""
+    (nothing is resized behind your back); with data.on_bad_image: skip, the ones that do not are left out
+    and named in a warning instead."""
     from PIL import Image, UnidentifiedImageError
 
     if data.image_shape is None:
@@ -111,26 +114,34 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
             )
             + (" (data.source_column is set: one folder per source first)" if data.source_column else "")
         )
-    height, width = data.image_shape
-    check_memory(root, len(files) * height * width * 4, data.max_memory_mb)
+    height, width = data.image_shape[:2]
+    channels = data.image_shape[2] if len(data.image_shape) == 3 else 1
+    if channels not in (1, 3):
+        raise UserError(
+            f"params.yaml data.image_shape: images have 1 (gray) or 3 (RGB) channels, got {channels}"
+        )
+    check_memory(root, len(files) * height * width * channels * 4, data.max_memory_mb)
     classes = sorted({p.parent.name for p in files})
     numbered = all(name.isdigit() for name in classes)
     label_of = {name: int(name) if numbered else i for i, name in enumerate(classes)}
 
-    pixels = np.empty((len(files), height * width), np.float32)
-    corrupt, misshapen = [], []
+    pixels = np.empty((len(files), height * width * channels), np.float32)
+    corrupt, misshapen, unusable = [], [], []
     for i, file in enumerate(files):
         try:
             with Image.open(file) as image:
-                array = np.asarray(image.convert("L"), np.float32) / 255.0
+                array = np.asarray(image.convert("RGB" if channels == 3 else "L"), np.float32) / 255.0
         except UnidentifiedImageError:
             corrupt.append(f"{file.relative_to(root)} (not an image format Pillow reads)")
+            unusable.append(i)
             continue
         except (OSError, ValueError) as error:
             corrupt.append(f"{file.relative_to(root)} ({str(error).splitlines()[0][:80]})")
+            unusable.append(i)
             continue
-        if array.shape != (height, width):
+        if array.shape[:2] != (height, width):
             misshapen.append(f"{file.relative_to(root)} {array.shape[0]}x{array.shape[1]}")
+            unusable.append(i)
             continue
         pixels[i] = array.reshape(-1)
     problems = [
@@ -141,10 +152,16 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
         )
         if found
     ]
+    if problems and data.on_bad_image == "fail":
+        raise UserError(f"{root}: " + "; ".join(problems) + " (data.on_bad_image: skip leaves them out)")
     if problems:
-        raise UserError(f"{root}: " + "; ".join(problems))
-
-    frame = pd.DataFrame(pixels, columns=[f"px_{r}_{c}" for r in range(height) for c in range(width)])
+        logging.getLogger(__name__).warning("%s: skipped %s", root, "; ".join(problems))
+        keep = np.setdiff1d(np.arange(len(files)), unusable)
+        files, pixels = [files[i] for i in keep], pixels[keep]
+    names = [f"px_{r}_{c}" for r in range(height) for c in range(width)]
+    if channels == 3:
+        names = [f"{name}_{channel}" for name in names for channel in range(3)]
+    frame = pd.DataFrame(pixels, columns=names)
     frame.insert(0, data.label_column, [label_of[p.parent.name] for p in files])
     if data.source_column:
         frame.insert(0, data.source_column, [p.parent.parent.name for p in files])

@@ -14,6 +14,8 @@ from components.evaluation import confusion_matrix
 from pipelines import registry, tracking
 from pipelines.artifacts import (
     ANALYZE,
+    COMPARE,
+    COMPARE_FIGURE,
     CONFUSION_DEV,
     DIAGNOSIS,
     ERROR_GALLERY,
@@ -30,6 +32,7 @@ from pipelines.artifacts import (
     SWEEP_TRIALS,
     SYNTHESIS,
     TRAIN_HISTORY,
+    TRAINING,
     VALIDATION,
     read_frame,
     read_json,
@@ -106,6 +109,8 @@ def log_to_mlflow(
     sweep: dict | None = None,
     analysis: dict | None = None,
     synthesis: dict | None = None,
+    comparisons: dict | None = None,
+    training: dict | None = None,
 ) -> str:
     metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
     metrics["human_level_error"] = found["human_level_error"]
@@ -130,6 +135,20 @@ def log_to_mlflow(
         metrics.update({f"synthesize/domain_auc_{k}": v for k, v in synthesis["domain_auc"].items()})
         for when, found_then in synthesis.get("data_mismatch", {}).items():
             metrics[f"synthesize/data_mismatch_{when}"] = found_then["data_mismatch"]
+    if training:
+        metrics.update(
+            {f"train/{k}": training[k] for k in ("parameters", "flops_per_example", "examples_per_second")}
+        )
+    for key, points in (comparisons or {}).items():
+        if key == "multitask":
+            metrics["compare/multitask_error"] = points["mean_multitask_error"]
+            metrics["compare/single_task_error"] = points["mean_single_task_error"]
+            continue
+        for point in points["points"]:
+            size = point.get("train_size", point.get("target_size"))
+            metrics.update(
+                {f"compare/{key}/{name}/n{size}": value for name, value in point.items() if "error" in name}
+            )
     if sweep and sweep["best"]:
         metrics.update(
             {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
@@ -140,6 +159,14 @@ def log_to_mlflow(
         "mlstrategy.principal": found["principal"],
         "mlstrategy.improve.stopped_because": improve["stopped_because"],
     }
+    if training:
+        tags.update(
+            {
+                "mlstrategy.train.family": training["family"],
+                "mlstrategy.train.devices": ",".join(training["devices"]),
+                "mlstrategy.train.dtype_policy": training["dtype_policy"],
+            }
+        )
     with tempfile.TemporaryDirectory() as plots:
         for name, png in figures.items():
             Path(plots, f"{name}.png").write_bytes(png)
@@ -176,6 +203,10 @@ def report_flow(params: Params) -> dict:
     synthesis = read_json(SYNTHESIS, "synthesize") if SYNTHESIS.is_file() else None
     if analysis and ERROR_GALLERY.is_file():
         figures["error_gallery"] = ERROR_GALLERY.read_bytes()
+    comparisons = read_json(COMPARE, "compare") if COMPARE.is_file() else None
+    if comparisons and COMPARE_FIGURE.is_file():
+        figures["compare"] = COMPARE_FIGURE.read_bytes()
+    training = read_json(TRAINING, "train") if TRAINING.is_file() else None
     sources = sorted({source for sizes in split["sizes_by_source"].values() for source in sizes})
     html = report.render_strategy_report(
         {
@@ -186,19 +217,32 @@ def report_flow(params: Params) -> dict:
             "sweep": sweep,
             "analysis": analysis,
             "synthesis": synthesis,
+            "comparisons": comparisons,
+            "training": training,
             "sources": sources,
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
             "knobs": diagnosis.KNOBS,
             "early_stopping": params.train.early_stopping,
-            "train_params": params.train.to_dict(),
+            "train_params": tracking.flatten(params.train.to_dict()),
             "notes": notes_for(found, split, params),
             "figures": figures,
         }
     )
     write_text(REPORT, html)
     run_id = log_to_mlflow(
-        params, found, evaluation, split, improve, history, figures, sweep, analysis, synthesis
+        params,
+        found,
+        evaluation,
+        split,
+        improve,
+        history,
+        figures,
+        sweep,
+        analysis,
+        synthesis,
+        comparisons,
+        training,
     )
     version = register_model(params, run_id)
     get_run_logger().info(

@@ -17,7 +17,12 @@ def key_columns(data: DataParams) -> list[str]:
 
 
 def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:
-    """Every column but the id, source and label columns, in file order."""
+    """The text column for text data; else every column but the id, source and label columns, in file
+    order."""
+    if data.text_column:
+        if data.text_column not in frame.columns:
+            raise UserError(f"params.yaml data.text_column {data.text_column!r} is not a column of the data")
+        return [data.text_column]
     features = [c for c in frame.columns if c not in key_columns(data)]
     if not features:
         raise UserError(f"no feature columns: the table has only {list(frame.columns)}")
@@ -25,7 +30,11 @@ def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:
 
 
 def xy(frame: pd.DataFrame, data: DataParams, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """x: (n, len(features)) float32; y: (n,) int64 labels."""
+    """x: (n, len(features)) float32, or (n,) strings for text; y: (n,) int64 labels."""
+    if data.text_column:
+        return frame[data.text_column].astype(str).to_numpy(object), frame[data.label_column].to_numpy(
+            np.int64
+        )
     return frame[features].to_numpy(np.float32), frame[data.label_column].to_numpy(np.int64)
 
 
@@ -50,9 +59,11 @@ def read_splits(
 def as_images(x: np.ndarray, data: DataParams) -> np.ndarray:
     """Feature rows x (n, h * w) as images (n, h, w) of params.yaml data.image_shape."""
     shape = data.image_shape
-    if shape is None or x.shape[1] != shape[0] * shape[1]:
+    if shape is None or x.shape[1] != int(np.prod(shape)):
         raise UserError(
             f"params.yaml data.image_shape {None if shape is None else list(shape)} does not hold the "
             f"data's {x.shape[1]} features; set it to the images' shape, or null for data that is not images"
         )
+    if len(shape) == 3:  # colour: error analysis measures the luminance
+        return x.reshape(-1, *shape).mean(axis=-1)
     return x.reshape(-1, *shape)

@@ -1,15 +1,27 @@
-"""Stage `train`: fit the Keras model on the train split; save models/model.keras and its learning curves."""
+"""Stage `train`: fit the Keras model on the train split; save models/model.keras, its learning curves and
+metrics/train.json (the family, its size, the device it trained on, precision, XLA, examples per second)."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
-from components.training import TrainConfig, train
-from pipelines.artifacts import MODEL, TRAIN_HISTORY, atomic_output, write_frame
+from components.models import count_flops
+from components.training import TrainConfig, accelerators, train
+from pipelines.artifacts import (
+    BACKUP_DIR,
+    MODEL,
+    TRAIN_HISTORY,
+    TRAINING,
+    atomic_output,
+    write_frame,
+    write_json,
+)
+from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.tables import n_classes, read_splits
 
@@ -17,23 +29,34 @@ from pipelines.tables import n_classes, read_splits
 @task
 def fit(config: TrainConfig, x: np.ndarray, y: np.ndarray, classes: int, dev: tuple[np.ndarray, np.ndarray]):
     # Keras' progress bar on a terminal; nothing when the output goes to a log.
-    return train(config, x, y, classes, validation=dev, verbose=1 if sys.stdout.isatty() else 0)
+    return train(
+        config, x, y, classes, validation=dev, verbose=1 if sys.stdout.isatty() else 0, backup_dir=BACKUP_DIR
+    )
 
 
 @flow(name="train")
 def train_flow(params: Params) -> dict:
+    import keras
+
     logger = get_run_logger()
     frames, arrays = read_splits(params.data, ("train", "dev"))
     x, y = arrays["train"]
     classes = n_classes(params.data, frames["train"], frames["dev"])
+    devices = accelerators() or ["cpu"]
     logger.info(
-        "training on %d examples x %d features, %d classes, %d epochs",
+        "training on %d examples, %d classes, %d epochs, on %s (Keras backend %s)",
         len(x),
-        x.shape[1],
         classes,
         params.train.epochs,
+        ", ".join(devices),
+        keras.backend.backend(),
     )
-    model, history = fit(params.train, x, y, classes, arrays["dev"])
+    started = time.perf_counter()
+    try:
+        model, history = fit(params.train, x, y, classes, arrays["dev"])
+    except ValueError as error:  # a model config that does not fit the data: Keras names the layer
+        raise UserError(f"params.yaml train: the model does not fit the data: {error}") from None
+    seconds = time.perf_counter() - started
     with atomic_output(MODEL) as tmp:
         model.save(tmp)
     curves = pd.DataFrame({"epoch": np.arange(1, len(history["loss"]) + 1), **history})
@@ -41,6 +64,20 @@ def train_flow(params: Params) -> dict:
     if "val_accuracy" in curves:
         curves["dev_error"] = 1 - curves["val_accuracy"]
     write_frame(TRAIN_HISTORY, curves)
+    epochs = len(history["loss"])
+    summary = {
+        "family": model.name,
+        "parameters": int(model.count_params()),
+        "flops_per_example": count_flops(model),
+        "devices": devices,
+        "backend": keras.backend.backend(),
+        "dtype_policy": model.get_layer("dense_0").dtype_policy.name,
+        "jit_compile": bool(model.jit_compile),
+        "epochs": epochs,
+        "seconds": round(seconds, 3),
+        "examples_per_second": round(len(x) * epochs / seconds, 1),
+    }
+    write_json(TRAINING, summary)
     final = {name: values[-1] for name, values in history.items()}
-    logger.info("after %d epochs: %s", len(history["loss"]), final)
+    logger.info("after %d epochs: %s; %s", epochs, final, summary)
     return final

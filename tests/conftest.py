@@ -26,11 +26,14 @@ os.environ.setdefault("MLSTRATEGY_STAGE_SERVER", "0")
 
 # Small and fast: the tests check behaviour, not model quality.
 FAST_PARAMS = {
-    "train": {"epochs": 3, "hidden_units": [32]},
+    # The MLP: these tests check the pipeline's behaviour, not the model family; test_flows' whole run
+    # keeps the default family (a CNN on the bundled images).
+    "train": {"epochs": 3, "hidden_units": [32], "family": "mlp"},
     "evaluate": {"latency_calls": 20},
     "improve": {"max_iterations": 2, "trials": 1},
     "sweep": {"rounds": 1, "trials": 2, "workers": 1},
     "analyze": {"label_folds": 2},
+    "compare": {"sizes": [1.0], "min_steps": 20},
 }
 
 
@@ -116,14 +119,18 @@ def digest(*paths: Path) -> dict[str, str]:
     return found
 
 
-def prepared_project(target: Path, stages: tuple[str, ...] = ("ingest", "validate", "split")) -> Path:
-    """A copy of the project in `target` with FAST_PARAMS, whose first `stages` have run (in process,
-    against the session's Prefect API): the start of a module's tests that share one set of splits."""
+def prepared_project(
+    target: Path, stages: tuple[str, ...] = ("ingest", "validate", "split"), params: dict | None = None
+) -> Path:
+    """A copy of the project in `target` with FAST_PARAMS (and `params` over them), whose first `stages`
+    have run (in process, against the session's Prefect API): the start of a module's tests that share
+    one set of splits."""
     from pipelines.orchestration import run_stage
     from pipelines.params import load_params
 
     copy_project(target)
     write_params(target, FAST_PARAMS)
+    write_params(target, params or {})
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(target)
         patch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{target.name}")

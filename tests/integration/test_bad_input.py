@@ -20,6 +20,12 @@ OUTPUTS = {
     "ingest": (artifacts.INGESTED,),
     "validate": (artifacts.RAW_DATA, artifacts.VALIDATION, artifacts.DATA_DOCS),
     "split": (artifacts.SPLITS_DIR, artifacts.SPLIT),
+    "compare": (
+        artifacts.COMPARE,
+        artifacts.COMPARE_END_TO_END,
+        artifacts.COMPARE_TRANSFER,
+        artifacts.COMPARE_FIGURE,
+    ),
 }
 
 
@@ -95,6 +101,18 @@ def bad_params(project: Path, replace: tuple[str, str]) -> None:
     text = path.read_text()
     assert old in text, old
     path.write_text(text.replace(old, new, 1))
+
+
+def transfer_source_of_another_input(project: Path) -> None:
+    """A .keras model that takes 32 features, named as the transfer source of 64-pixel images."""
+    import keras
+
+    inputs = keras.Input((32,))
+    (project / "models").mkdir(exist_ok=True)
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs)).save(
+        project / "models/other.keras"
+    )
+    write_params(project, {"compare": {"transfer_source": "models/other.keras", "end_to_end": False}})
 
 
 def with_nan_and_inf() -> pd.DataFrame:
@@ -255,6 +273,18 @@ CASES = [
         lambda p: bad_params(p, ("  dropout: 0.0", "  dropout: -0.5")),
         ["split"],
         "dropout must be in [0, 1), got -0.5",
+    ),
+    (
+        "params: a model family that cannot read the data",
+        lambda p: bad_params(p, ("  family: mlp", "  family: transformer")),
+        ["split"],
+        "train.family: 'transformer' cannot read image data (it reads text; auto picks 'cnn')",
+    ),
+    (
+        "a transfer source whose input shape differs",
+        transfer_source_of_another_input,
+        ["compare"],
+        "the transfer source takes inputs of shape [32] per example, but the target data has [64]",
     ),
     (
         "params: path outside the project",

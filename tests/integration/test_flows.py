@@ -49,7 +49,9 @@ def whole_run(tmp_path_factory, prefect_api, mlflow_server) -> Path:
     outputs (each leaves them as found)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        return prepared_project(tmp_path_factory.mktemp("flows"), STAGES)
+        # The default family, a CNN on the bundled images (one small convolution block).
+        family = {"train": {"family": "auto", "cnn": {"filters": [8]}}}
+        return prepared_project(tmp_path_factory.mktemp("flows"), STAGES, family)
 
 
 @pytest.fixture
@@ -136,6 +138,24 @@ def test_whole_pipeline_writes_the_contracts(ran):
     assert "Error ladder" in html and f"{100 * evaluation['errors']['dev']:.2f}%" in html
     assert (artifacts.DATA_DOCS / "index.html").is_file()
     assert len(pd.read_csv(artifacts.TRAIN_HISTORY)) == 3
+
+    # The bundled digits are images: the CNN family, on this machine's CPU in float32.
+    training = json.loads(artifacts.TRAINING.read_text())
+    assert training["family"] == "cnn" and training["devices"] == ["cpu"] and training["epochs"] == 3
+    assert training["dtype_policy"] == "float32" and training["examples_per_second"] > 0
+    assert training["flops_per_example"] > training["parameters"]  # convolutions reuse their weights
+    assert "A cnn of" in html
+
+    compared = json.loads(artifacts.COMPARE.read_text())
+    sizes = [point["train_size"] for point in compared["end_to_end"]["points"]]
+    assert sizes[-1] == split["sizes"]["train"] and "training examples" in compared["end_to_end"]["verdict"]
+    target_in_train = split["sizes_by_source"]["train"]["phone"]
+    assert compared["transfer"]["points"][-1]["target_size"] == target_in_train
+    assert set(compared["multitask"]["tasks"]) == {"even", "greater_than_five", "has_loop"}
+    curve = pd.read_csv(artifacts.COMPARE_END_TO_END)
+    assert list(curve.columns) == ["train_size", "end_to_end_error", "pipeline_error"] and len(curve) == 1
+    assert artifacts.COMPARE_FIGURE.stat().st_size > 0
+    assert "How to learn from this data" in html and 'alt="comparisons"' in html
 
 
 def test_the_execution_is_one_mlflow_run(ran):

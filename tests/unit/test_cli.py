@@ -64,7 +64,7 @@ def test_bad_number_is_a_usage_error():
     assert done.returncode == 2 and "expected a number" in done.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["stage"], ["diagnose"], ["ui"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["stage"], ["diagnose"], ["gradcheck"], ["ui"]])
 def test_help_everywhere(command):
     done = subprocess.run([*MLSTRATEGY, *command, "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "usage: mlstrategy" in done.stdout
@@ -93,3 +93,10 @@ def test_unknown_options_elsewhere_are_usage_errors():
     with pytest.raises(SystemExit) as raised:
         parse_args(["stage", "train", "--force"])
     assert raised.value.code == 2
+
+
+def test_gradcheck_prints_each_check_with_its_verdict(capsys):
+    assert main(["gradcheck"]) == 0  # in the project root: params.yaml's train config
+    out = capsys.readouterr().out
+    assert "epsilon 1e-07, float64, dropout off" in out
+    assert out.count("fine: backprop matches the numerical gradient") == 3 and "masked multi-task loss" in out

@@ -63,6 +63,23 @@ def test_bad_images_are_named_all_at_once(tmp_path):
     assert "1 image(s) not 4x6 (params.yaml data.image_shape): dog/9.png 5x5" in message
 
 
+def test_bad_images_can_be_skipped_with_a_warning(tmp_path, caplog):
+    root = image_folder(tmp_path / "images")
+    (root / "cat/1.png").write_bytes(b"not a png")
+    frame = read_dataset(root, folder_params(on_bad_image="skip"))
+    assert frame["id"].tolist() == ["cat/0.png", "cat/2.png", "dog/0.png", "dog/1.png", "dog/2.png"]
+    assert "skipped 1 image(s) that do not decode: cat/1.png" in caplog.text
+
+
+def test_colour_images_keep_their_three_channels(tmp_path):
+    frame = read_dataset(image_folder(tmp_path / "images"), folder_params(image_shape=(4, 6, 3)))
+    assert frame.shape == (6, 2 + 4 * 6 * 3) and list(frame.columns[2:5]) == [
+        "px_0_0_0",
+        "px_0_0_1",
+        "px_0_0_2",
+    ]
+
+
 def test_an_image_folder_needs_the_layout_and_a_shape(tmp_path):
     root = image_folder(tmp_path / "images")
     (root / "loose.png").write_bytes((root / "cat/0.png").read_bytes())

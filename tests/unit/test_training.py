@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from components.training import TrainConfig, build_model, initializer_for, learning_rate_schedule, train
+from components.models import build_model, initializer_for
+from components.training import TrainConfig, learning_rate_schedule, train
 
 X = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
 Y = (X[:, 0] > 0).astype("int64")

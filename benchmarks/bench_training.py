@@ -1,0 +1,201 @@
+"""The training component against a bare `model.fit`, and training from a folder of images.
+
+1. Throughput (target: the trainer at least 0.95x bare on CPU, 0.9x on a GPU). The same model (built by
+   `components.models.build_model` from the default params' family), the same data and batch size: the
+   project's `train()` against `model.compile(...)` + `model.fit(...)` written by hand. Examples per
+   second over the epochs after the first (compilation and tracing stay out of both). Pairs alternate
+   `--repeats` times; the median ratio is printed. On a GPU the model FLOP utilisation is printed too.
+2. Peak memory (target: under 4 GB) of training the default image family for one epoch on `--images`
+   32x32x3 PNG images streamed from a folder (`components.inputs.ImageFolder`), in a fresh process; the
+   bare baseline is the same process importing Keras and building the model without training.
+
+Usage: python benchmarks/bench_training.py [--repeats 7] [--rows 20000] [--epochs 6] [--images 100000]
+       [--skip-memory]    (KERAS_BACKEND=jax to measure the JAX backend)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}  # dense, per GPU
+
+
+def data(rows: int, seed: int = 0):
+    """Digit-like 8x8 images as rows: a noisy class template per class, so that training has signal."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    templates = rng.random((10, 64))
+    y = rng.integers(0, 10, rows)
+    x = np.clip(templates[y] + rng.normal(0, 0.3, (rows, 64)), 0, 1).astype("float32")
+    return x, y.astype("int64")
+
+
+def epoch_timer():
+    """A Keras callback that keeps each epoch's wall time in `.times`."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.started)
+
+    return Timer()
+
+
+def throughput(repeats: int, rows: int, epochs: int) -> None:
+    import keras
+
+    from components.models import build_model, count_flops
+    from components.training import make_optimizer, resolve, seed_everything, train
+    from pipelines.params import load_params
+
+    os.chdir(ROOT)
+    config = replace(load_params().train, epochs=epochs)
+    x, y = data(rows)
+    steps = -(-rows // config.batch_size)
+
+    def ours() -> float:
+        timer = epoch_timer()
+        train(config, x, y, 10, callbacks=[timer])
+        return rows / statistics.median(timer.times[1:])
+
+    def bare() -> float:
+        seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
+        model = build_model(config, x, 10)
+        model.compile(make_optimizer(config, steps), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        timer = epoch_timer()
+        model.fit(
+            x, y, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer]
+        )
+        return rows / statistics.median(timer.times[1:])
+
+    ratios, ours_rates, bare_rates = [], [], []
+    for i in range(repeats):
+        first, second = (ours, bare) if i % 2 == 0 else (bare, ours)
+        a, b = first(), second()
+        rate_ours, rate_bare = (a, b) if first is ours else (b, a)
+        ours_rates.append(rate_ours)
+        bare_rates.append(rate_bare)
+        ratios.append(rate_ours / rate_bare)
+    model = build_model(config, x[:1000], 10)
+    devices = [d for d in keras.distribution.list_devices() if not d.startswith("cpu")]
+    flops = count_flops(model)
+    print(f"model: {model.name}, {model.count_params():,} parameters, {flops:,} FLOPs per example")
+    print(f"backend {keras.backend.backend()}, devices {devices or ['cpu']}, {rows} rows x {epochs} epochs")
+    print(f"{'bare model.fit (median)':44}{statistics.median(bare_rates):12,.0f} examples/s")
+    print(f"{'mlstrategy train() (median)':44}{statistics.median(ours_rates):12,.0f} examples/s")
+    each = ", ".join(f"{r:.3f}" for r in ratios)
+    target = 0.9 if devices else 0.95
+    ratio = statistics.median(ratios)
+    print(f"{'ratio trainer / bare (median)':44}{ratio:12.3f}   ({each}; target >= {target})")
+    if devices:
+        name = next((gpu for gpu in PEAK_BF16_FLOPS if gpu in gpu_name()), None)
+        achieved = 3 * count_flops(model) * statistics.median(ours_rates)  # forward + backward
+        if name:
+            utilisation = achieved / PEAK_BF16_FLOPS[name]
+            print(f"{'model FLOP utilisation':44}{utilisation:12.2%}   ({name} bf16 peak)")
+        else:
+            print(f"{'achieved FLOP/s':44}{achieved:12.3e}   (unknown GPU: no peak to divide by)")
+
+
+def gpu_name() -> str:
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    except OSError:
+        return ""
+
+
+MEMORY_CHILD = """
+import json, resource, sys, time
+from dataclasses import replace
+sys.path.insert(0, {root!r})
+from components.inputs import FolderListing, ImageFolder
+from components.training import TrainConfig, train
+folder, train_it = sys.argv[1], sys.argv[2] == "train"
+config = TrainConfig(image_shape=(32, 32, 3), epochs=1)
+stream = ImageFolder(FolderListing.scan(folder), (32, 32, 3), batch_size=config.batch_size, workers=4)
+started = time.perf_counter()
+if train_it:
+    model, _ = train(config, stream, None, 10)
+else:
+    from components.models import build_model
+    model = build_model(config, stream.sample(), 10)
+print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - started, "family": model.name}}))
+"""
+
+
+def write_images(folder: Path, count: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    templates = (rng.random((10, 32, 32, 3)) * 255).astype("uint8")
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+    noise = rng.integers(-40, 40, (64, 32, 32, 3))
+    for i in range(count):
+        label = i % 10
+        pixels = np.clip(templates[label].astype(int) + noise[i % 64], 0, 255).astype("uint8")
+        Image.fromarray(pixels).save(folder / str(label) / f"{i}.png", compress_level=1)
+
+
+def memory(images: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="mlstrategy-images-") as work:
+        folder = Path(work) / "images"
+        started = time.perf_counter()
+        write_images(folder, images)
+        print(f"wrote {images:,} 32x32x3 PNG images in {time.perf_counter() - started:.0f} s")
+        found = {}
+        for mode in ("build", "train"):
+            code = MEMORY_CHILD.format(root=str(ROOT))
+            done = subprocess.run(
+                [sys.executable, "-c", code, str(folder), mode], capture_output=True, text=True, check=False
+            )
+            if done.returncode:
+                sys.exit(done.stderr[-3000:])
+            found[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{'bare: import Keras, build the model (peak RSS)':52}{found['build']['peak_mb']:10,.0f} MB")
+        print(
+            f"{'one epoch of the ' + found['train']['family'] + ' streamed (peak RSS)':52}"
+            f"{found['train']['peak_mb']:10,.0f} MB   (target < 4,096 MB; {found['train']['seconds']:.0f} s)"
+        )
+        whole = images * 32 * 32 * 3 * 4 / 2**20
+        print(f"{'(the images as one float32 array would take)':52}{whole:10,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    throughput(args.repeats, args.rows, args.epochs)
+    if not args.skip_memory:
+        memory(args.images)
+
+
+if __name__ == "__main__":
+    main()

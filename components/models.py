@@ -1,0 +1,358 @@
+"""Model families, each built from config: an MLP for tables, a small CNN or a ResNet-style backbone for
+images, a Transformer encoder for text.
+
+The family follows the data kind unless `TrainConfig.family` names one: rows of numbers are a table, rows
+with an `image_shape` are images (pixels row-major, channels last), an array of strings is text. Every
+family ends in the same head: `hidden_units` Dense layers with the course-2 knobs (initializer matched to
+the activation, batch norm, dropout, L2), then a softmax.
+
+Only `keras.*` and keras-hub layers: nothing is downloaded, no preset is used. The text family learns its
+WordPiece vocabulary from the training split only and keeps the tokenizer inside the model, so the saved
+model takes raw strings (TensorFlow backend: tokenizing needs tensorflow-text).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+    from components.training import TrainConfig
+
+Family = Literal["auto", "mlp", "cnn", "resnet", "transformer"]
+Kind = Literal["tabular", "image", "text"]
+DEFAULT_FAMILY: dict[str, str] = {"tabular": "mlp", "image": "cnn", "text": "transformer"}
+FAMILY_KINDS: dict[str, tuple[str, ...]] = {
+    "mlp": ("tabular", "image"),
+    "cnn": ("image",),
+    "resnet": ("image",),
+    "transformer": ("text",),
+}
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    """Conv2D blocks (one per entry of `filters`), each [+ batch norm] + activation, then 2x2 max pooling
+    while the image is at least 2 pixels on a side; global average pooling into the head."""
+
+    filters: tuple[int, ...] = (16, 32)
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.filters or min(self.filters) <= 0:
+            raise ValueError(f"cnn.filters must be positive numbers of filters, got {list(self.filters)}")
+        if self.kernel_size < 1:
+            raise ValueError(f"cnn.kernel_size must be >= 1, got {self.kernel_size}")
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """keras-hub's ResNetBackbone from config (no preset). Basic blocks need 64 filters in the stem and the
+    first stack (keras-hub checks it); bottleneck blocks take a smaller stem."""
+
+    stem_filters: int = 64
+    filters: tuple[int, ...] = (64, 128)
+    blocks: tuple[int, ...] = (1, 1)
+    strides: tuple[int, ...] = (1, 2)
+    block_type: Literal["basic_block", "bottleneck_block", "basic_block_vd", "bottleneck_block_vd"] = (
+        "basic_block"
+    )
+    pre_activation: bool = False
+
+    def __post_init__(self) -> None:
+        if not len(self.filters) == len(self.blocks) == len(self.strides) or not self.filters:
+            raise ValueError(
+                "resnet.filters, resnet.blocks and resnet.strides must have one entry per stack, got "
+                f"{list(self.filters)}, {list(self.blocks)}, {list(self.strides)}"
+            )
+        if self.filters[0] != 64:
+            raise ValueError(f"resnet.filters must start with 64 (keras-hub's ResNet), got {self.filters[0]}")
+        if self.block_type.startswith("basic") and self.stem_filters != 64:
+            raise ValueError(
+                f"resnet.stem_filters must be 64 with {self.block_type}, got {self.stem_filters}"
+            )
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """WordPiece tokenizer (vocabulary learned on the train split) + token and position embedding +
+    `layers` Transformer encoder blocks, averaged over the tokens."""
+
+    vocabulary_size: int = 2000
+    sequence_length: int = 64
+    embedding_dim: int = 64
+    num_heads: int = 2
+    intermediate_dim: int = 128
+    layers: int = 1
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocabulary_size", "sequence_length", "embedding_dim", "num_heads", "intermediate_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"text.{name} must be >= 1, got {getattr(self, name)}")
+        if self.layers < 0:
+            raise ValueError(f"text.layers must be >= 0, got {self.layers}")
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(
+                f"text.embedding_dim ({self.embedding_dim}) must be a multiple of "
+                f"text.num_heads ({self.num_heads})"
+            )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Image augmentation inside the model, active only while training. Flips only where they keep the
+    label (a mirrored 2 is no 2: off by default). `mixup` and `cutmix` mix pairs of training examples and
+    their labels batch by batch (Beta alpha of MixUp; CutMix's factor); 0 is off."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    rand_augment: bool = False
+    rand_augment_ops: int = 2
+    rand_augment_factor: float = 0.5
+    mixup: float = 0.0
+    cutmix: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ValueError(
+                f"augment.mixup and augment.cutmix must be >= 0, got {self.mixup}, {self.cutmix}"
+            )
+        if not 0 <= self.rand_augment_factor <= 1:
+            raise ValueError(f"augment.rand_augment_factor must be in [0, 1], got {self.rand_augment_factor}")
+
+    @property
+    def mixes(self) -> bool:
+        return bool(self.mixup or self.cutmix)
+
+    @property
+    def in_model(self) -> bool:
+        return self.flip != "none" or self.rand_augment
+
+
+def data_kind(x: Any, image_shape: tuple[int, ...] | None) -> Kind:
+    """text for an array of strings, image for rows with an image shape, else tabular."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "OUS":
+        return "text"
+    return "image" if image_shape is not None else "tabular"
+
+
+def resolve_family(config: TrainConfig, kind: Kind) -> str:
+    """The configured family, or the data kind's default for `auto`; a family that cannot read the data
+    kind is refused."""
+    family = DEFAULT_FAMILY[kind] if config.family == "auto" else config.family
+    if kind not in FAMILY_KINDS[family]:
+        raise ValueError(
+            f"train.family {family!r} cannot read {kind} data (it reads {' or '.join(FAMILY_KINDS[family])})"
+        )
+    return family
+
+
+def channels_last(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(h, w) or (h, w, c) as (h, w, c)."""
+    return (*image_shape, 1) if len(image_shape) == 2 else tuple(image_shape)  # type: ignore[return-value]
+
+
+def build_model(config: TrainConfig, x_train: Any, n_classes: int) -> keras.Model:
+    """The family's body on x_train's kind, fitted where it learns from data (input normalization, the
+    WordPiece vocabulary) on x_train only, then the shared head and a softmax over n_classes.
+
+    x_train: (n, features) float rows, or (n,) strings for text. With `config.image_shape`, rows hold
+    h * w * c pixels; the model reshapes them, so it takes the same rows the data has.
+    """
+    import keras
+
+    kind = data_kind(x_train, config.image_shape)
+    family = resolve_family(config, kind)
+    if kind == "text":
+        inputs, x = _text_body(config, x_train)
+    else:
+        if x_train.ndim != 2 or len(x_train) == 0:
+            raise ValueError(f"x_train must have shape (n > 0, features), got {x_train.shape}")
+        inputs = keras.Input(shape=(x_train.shape[1],), name="features")
+        if family == "mlp":
+            normalization = keras.layers.Normalization(name="input_normalization")
+            normalization.adapt(x_train)
+            x = normalization(inputs)
+        else:
+            x = _image_body(config, family, inputs, x_train)
+    x = _head(config, x)
+    outputs = keras.layers.Dense(
+        n_classes,
+        activation="softmax",
+        kernel_initializer=seeded_initializer("glorot_uniform", config.seed + len(config.hidden_units)),
+        dtype=output_dtype(),
+        name="softmax",
+    )(x)
+    return keras.Model(inputs, outputs, name=family)
+
+
+def output_dtype() -> str | None:
+    """float32 for the output layer under mixed precision (softmax and loss in full precision), else the
+    policy's own."""
+    import keras
+
+    return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+
+
+def _head(config: TrainConfig, x: Any) -> Any:
+    import keras
+
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
+    for i, units in enumerate(config.hidden_units):
+        x = keras.layers.Dense(
+            units,
+            kernel_initializer=seeded_initializer(initializer_for(config), config.seed + i),
+            kernel_regularizer=regularizer,
+            use_bias=not config.batch_norm,  # batch norm's beta replaces the bias
+            name=f"dense_{i}",
+        )(x)
+        if config.batch_norm:
+            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+        x = keras.layers.Activation(config.activation, name=f"{config.activation}_{i}")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, seed=config.seed + i, name=f"dropout_{i}")(x)
+    return x
+
+
+def _image_body(config: TrainConfig, family: str, inputs: Any, x_train: np.ndarray) -> Any:
+    import keras
+
+    shape = channels_last(config.image_shape)
+    if int(np.prod(shape)) != x_train.shape[1]:
+        raise ValueError(
+            f"image_shape {list(config.image_shape)} holds {int(np.prod(shape))} pixels, but the rows have "
+            f"{x_train.shape[1]} features"
+        )
+    x = keras.layers.Reshape(shape, name="image")(inputs)
+    augment = config.augment
+    if augment.flip != "none":
+        x = keras.layers.RandomFlip(augment.flip, seed=config.seed, name="flip")(x)
+    if augment.rand_augment:
+        x = keras.layers.RandAugment(
+            value_range=(float(x_train.min()), float(x_train.max())),
+            num_ops=augment.rand_augment_ops,
+            factor=augment.rand_augment_factor,
+            seed=config.seed,
+            name="rand_augment",
+        )(x)
+    # Per channel, fitted on the train images only.
+    normalization = keras.layers.Normalization(axis=-1, name="input_normalization")
+    normalization.adapt(x_train[:50_000].reshape(-1, *shape))
+    x = normalization(x)
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
+    if family == "cnn":
+        side = min(shape[:2])
+        for i, filters in enumerate(config.cnn.filters):
+            x = keras.layers.Conv2D(
+                filters,
+                config.cnn.kernel_size,
+                padding="same",
+                kernel_initializer=seeded_initializer(initializer_for(config), config.seed + 100 + i),
+                kernel_regularizer=regularizer,
+                use_bias=not config.batch_norm,
+                name=f"conv_{i}",
+            )(x)
+            if config.batch_norm:
+                x = keras.layers.BatchNormalization(name=f"conv_batch_norm_{i}")(x)
+            x = keras.layers.Activation(config.activation, name=f"conv_{config.activation}_{i}")(x)
+            if side >= 4:
+                x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
+                side //= 2
+    else:
+        import keras_hub
+
+        resnet = config.resnet
+        x = keras_hub.models.ResNetBackbone(
+            input_conv_filters=[resnet.stem_filters],
+            input_conv_kernel_sizes=[3],
+            stackwise_num_filters=list(resnet.filters),
+            stackwise_num_blocks=list(resnet.blocks),
+            stackwise_num_strides=list(resnet.strides),
+            block_type=resnet.block_type,
+            use_pre_activation=resnet.pre_activation,
+            image_shape=shape,
+            name="resnet",
+        )(x)
+    return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def _text_body(config: TrainConfig, texts: np.ndarray) -> tuple[Any, Any]:
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    text = config.text
+    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(texts.astype(str)).batch(1024),
+        vocabulary_size=text.vocabulary_size,
+        lowercase=text.lowercase,
+    )
+    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary=vocabulary,
+        sequence_length=text.sequence_length,
+        lowercase=text.lowercase,
+        name="wordpiece",
+    )
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    with warnings.catch_warnings():
+        # The position embedding ignores the padding mask and says so; the token embedding's mask still
+        # reaches the encoder, which is what it is for.
+        warnings.filterwarnings("ignore", message=".*does not support masking.*")
+        x = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size=len(vocabulary),
+            sequence_length=text.sequence_length,
+            embedding_dim=text.embedding_dim,
+            mask_zero=True,
+            name="embedding",
+        )(tokenizer(inputs))
+    for i in range(text.layers):
+        x = keras_hub.layers.TransformerEncoder(
+            intermediate_dim=text.intermediate_dim,
+            num_heads=text.num_heads,
+            dropout=config.dropout,
+            name=f"encoder_{i}",
+        )(x)
+    return inputs, keras.layers.GlobalAveragePooling1D(name="pool")(x)
+
+
+RELU_LIKE = {"relu", "elu", "selu", "gelu", "leaky_relu", "silu", "swish"}
+
+
+def initializer_for(config: TrainConfig) -> str:
+    """He initialization for ReLU-like activations, Glorot (Xavier) for tanh/sigmoid, unless set."""
+    if config.initializer != "auto":
+        return config.initializer
+    return "he_normal" if config.activation in RELU_LIKE else "glorot_uniform"
+
+
+def seeded_initializer(name: str, seed: int) -> keras.initializers.Initializer:
+    """The named initializer with its own seed: an unseeded one draws from Python's global `random`,
+    which other threads of the process (Prefect's among them) may also draw from."""
+    import keras
+
+    initializer = keras.initializers.get(name)
+    initializer_config = initializer.get_config()
+    if "seed" not in initializer_config:
+        return initializer
+    return type(initializer).from_config({**initializer_config, "seed": seed})
+
+
+def count_flops(model: keras.Model) -> int:
+    """Floating-point operations of one forward pass of one example: 2 x the multiply-adds of the Dense
+    and convolution layers (nested backbones included); the rest (activations, norms) is small beside
+    them. Backend-agnostic, for model FLOP utilisation."""
+    import keras
+
+    total = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Dense):
+            total += 2 * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            out = layer.output.shape  # (None, h, w, c)
+            total += 2 * int(np.prod(layer.kernel.shape)) * int(out[1]) * int(out[2])
+    return total

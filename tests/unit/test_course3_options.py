@@ -1,0 +1,150 @@
+"""Gradient checking, multi-task learning, transfer learning and end to end vs a pipeline, on tiny data."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from components import end_to_end, gradcheck, multitask, transfer
+from components.datasets import Degradation, degrade
+from components.training import TrainConfig, train
+
+DIGITS = load_digits()
+X = (DIGITS.data / 16).astype("float32")
+Y = DIGITS.target.astype("int64")
+FAST = TrainConfig(hidden_units=(32,), epochs=15, batch_size=32, learning_rate=0.01)
+
+
+def test_gradcheck_passes_on_the_project_losses_and_layers():
+    checks = gradcheck.project_checks(TrainConfig())
+    assert [c.name for c in checks] == [
+        "softmax cross-entropy + L2 (MLP)",
+        "softmax cross-entropy + L2 (CNN)",
+        "masked multi-task loss",
+    ]
+    for check in checks:
+        assert check.relative_difference < 1e-6 and check.passed, check
+        assert check.verdict.startswith("fine")
+
+
+def test_gradcheck_catches_a_deliberately_wrong_gradient():
+    import keras
+
+    config = replace(TrainConfig(), hidden_units=(5,))
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = multitask.build_multitask(config, X[:8, :4], 3)
+        labels = multitask.hide_labels(np.ones((8, 3), np.float32), 0.3)
+
+        def wrong(y_true, y_pred):  # backprop never sees the second term
+            return multitask.masked_binary_crossentropy(y_true, y_pred) + keras.ops.stop_gradient(
+                keras.ops.sum(y_pred**2, axis=-1)
+            )
+
+        check = gradcheck.check_model(model, X[:8, :4], labels, wrong, "wrong")
+        with pytest.raises(ValueError, match="dropout off"):
+            gradcheck.check_model(
+                multitask.build_multitask(replace(config, dropout=0.5), X[:8, :4], 3),
+                X[:8, :4],
+                labels,
+                wrong,
+            )
+    finally:
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("float32")
+    assert check.relative_difference > 1e-3 and not check.passed and check.verdict.startswith("bug")
+    with pytest.raises(ValueError, match="float64"):
+        gradcheck.check_model(multitask.build_multitask(config, X[:8, :4], 3), X[:8, :4], labels, wrong)
+
+
+def test_the_masked_loss_sums_the_present_labels_only():
+    import keras
+
+    y_true = np.array([[1, -1, 0], [-1, -1, 1]], np.float32)
+    y_pred = np.array([[0.8, 0.3, 0.4], [0.5, 0.9, 0.6]], np.float32)
+    loss = keras.ops.convert_to_numpy(multitask.masked_binary_crossentropy(y_true, y_pred))
+    expected = [-np.log(0.8) - np.log(0.6), -np.log(0.6)]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    moved = y_pred.copy()
+    moved[0, 1], moved[1, :2] = 0.01, [0.99, 0.02]  # only missing labels' predictions change
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(multitask.masked_binary_crossentropy(y_true, moved)), loss, rtol=1e-6
+    )
+
+
+def test_task_labels_are_checked_at_the_boundary():
+    assert multitask.as_task_labels([[np.nan, 1.0]]).tolist() == [[-1.0, 1.0]]
+    with pytest.raises(ValueError, match=r"row 0, task 1 is 2\.0"):
+        multitask.as_task_labels([[0, 2]])
+    hidden = multitask.hide_labels(np.zeros((1000, 3)), 0.3)
+    assert 0.27 < np.mean(hidden == multitask.MISSING) < 0.33
+
+
+def test_multitask_against_single_task_networks_on_the_digit_attributes():
+    tasks, names = multitask.digit_attributes(Y)
+    assert names == ["even", "greater_than_five", "has_loop"]
+    assert tasks[Y == 8].tolist()[0] == [1, 1, 1] and tasks[Y == 1].tolist()[0] == [0, 0, 0]
+    hidden = multitask.hide_labels(tasks[:600], 0.3)
+    result = multitask.compare_multitask(
+        replace(FAST, epochs=10), X[:600], hidden, X[1200:], tasks[1200:], names
+    )
+    assert len(result.multitask_error) == 3 and all(e < 0.3 for e in result.multitask_error)
+    assert result.multitask_parameters < result.single_task_parameters  # one shared body
+    assert set(result.to_dict()["tasks"]) == set(names)
+
+
+def phone(x: np.ndarray) -> np.ndarray:
+    """Another domain with the same input: the digits blurred, dimmed, noisy and shifted."""
+    degraded = degrade(x.reshape(-1, 8, 8), Degradation(), np.random.default_rng(1))
+    return degraded.reshape(len(x), -1).astype("float32")
+
+
+def test_transfer_beats_scratch_on_a_small_target_and_says_when_it_stops_helping():
+    cnn = replace(FAST, image_shape=(8, 8))  # per-channel normalization carries across the domains
+    source, _ = train(replace(cnn, epochs=10), X[:1000], Y[:1000], 10)
+    target_x, target_y = phone(X[1000:]), Y[1000:]
+    # 30 examples make one mini-batch: both networks train 150 steps.
+    points = transfer.compare_transfer(
+        source,
+        cnn,
+        (target_x[:400], target_y[:400]),
+        (target_x[400:], target_y[400:]),
+        10,
+        [30],
+        min_steps=150,
+    )
+    assert points[0].frozen and points[0].transfer_error < points[0].scratch_error - 0.04, points
+    made_up = [
+        transfer.TransferPoint(n, s, t, True)
+        for n, s, t in [(10, 0.5, 0.2), (100, 0.2, 0.15), (1000, 0.1, 0.12), (5000, 0.05, 0.06)]
+    ]
+    assert transfer.transfer_stops_helping(made_up) == 1000
+    assert transfer.transfer_stops_helping(made_up[:2]) is None
+
+
+def test_a_transfer_source_with_another_input_is_refused():
+    source, _ = train(replace(FAST, epochs=1), X[:50, :32], Y[:50], 10)
+    with pytest.raises(
+        ValueError, match=r"takes inputs of shape \[32\] per example, but the target data has \[64\]"
+    ):
+        transfer.fine_tune(source, FAST, X[:50], Y[:50], 10)
+
+
+def test_end_to_end_against_a_hand_designed_pipeline_over_growing_sizes():
+    points = end_to_end.compare_end_to_end(
+        replace(FAST, epochs=10), (X[:1200], Y[:1200]), (X[1200:], Y[1200:]), 10, [40, 1200]
+    )
+    assert [p.train_size for p in points] == [40, 1200]
+    assert all(0 <= p.pipeline_error < 0.6 and 0 <= p.end_to_end_error < 0.9 for p in points)
+    assert points[1].end_to_end_error < points[0].end_to_end_error
+    made_up = [end_to_end.EndToEndPoint(100, 0.30, 0.20), end_to_end.EndToEndPoint(10_000, 0.05, 0.10)]
+    assert end_to_end.verdict(made_up).startswith("end to end wins at your 10000 training examples: 5.0%")
+    made_up.append(end_to_end.EndToEndPoint(1000, 0.08, 0.12))
+    assert end_to_end.verdict(made_up).startswith(
+        "end to end wins at your 10000 training examples (from 1000"
+    )
+    assert end_to_end.verdict(made_up[:1]).startswith(
+        "the hand-designed pipeline wins at your 100 training examples"
+    )
