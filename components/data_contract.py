@@ -134,7 +134,7 @@ class DataContract:
     min_rows_per_class: int = 1
     rules: Mapping[str, ColumnRule] = field(default_factory=dict)
     extra_columns: bool = True
-    image_shape: tuple[int, int] | None = None
+    image_shape: tuple[int, ...] | None = None
 
     @property
     def key_columns(self) -> list[str]:
@@ -341,15 +341,16 @@ def rare_classes(labels: pd.Series, contract: DataContract) -> Violation | None:
 def _image_shape(contract: DataContract) -> Violation | None:
     if contract.image_shape is None:
         return None
-    height, width = contract.image_shape
-    if height * width == len(contract.feature_columns):
+    pixels = math.prod(contract.image_shape)
+    if pixels == len(contract.feature_columns):
         return None
     return Violation(
         expectation="image_shape",
         column=None,
         unexpected_count=None,
         unexpected_percent=None,
-        details=f"images of {height} x {width} need {height * width} feature columns, the data has "
+        details=f"images of {' x '.join(map(str, contract.image_shape))} need {pixels} feature columns, "
+        f"the data has "
         f"{len(contract.feature_columns)}",
     )
 

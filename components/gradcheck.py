@@ -131,6 +131,8 @@ def _backprop(cost_of: Callable[[Any], Any], theta: np.ndarray) -> np.ndarray:
     if backend == "jax":
         import jax
 
+        if not jax.config.jax_enable_x64:  # float64 would silently be float32: epsilon 1e-7 lost
+            raise ValueError("gradient checking on JAX needs float64: set JAX_ENABLE_X64=1")
         return np.asarray(jax.grad(cost_of)(jax.numpy.asarray(theta)))
     raise ValueError(f"gradient checking supports the tensorflow and jax backends, not {backend}")
 
@@ -141,11 +143,20 @@ def project_checks(config: TrainConfig, seed: int = 0) -> list[GradCheck]:
     the CNN body) and the masked multi-task loss with 30% of its labels missing."""
     import keras
 
-    from components.models import build_model
+    from components.models import AugmentConfig, build_model
     from components.multitask import build_multitask, hide_labels, masked_binary_crossentropy
 
     rng = np.random.default_rng(seed)
-    tiny = replace(config, hidden_units=(5,), dropout=0.0, seed=seed, mixed_precision="off", image_shape=None)
+    tiny = replace(
+        config,
+        family="auto",
+        augment=AugmentConfig(),
+        hidden_units=(5,),
+        dropout=0.0,
+        seed=seed,
+        mixed_precision="off",
+        image_shape=None,
+    )
     x = rng.normal(size=(8, 4))
     y = rng.integers(0, 3, size=8)
     images = rng.random(size=(6, 16))

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ class FolderListing:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not classes:
             raise ValueError(f"{root}: expected one folder per class with the images inside")
+        numbered = all(name.isdigit() for name in classes)
         paths, labels = [], []
-        for index, name in enumerate(classes):
+        for index, name in enumerate(sorted(classes, key=int) if numbered else classes):
+            index = int(name) if numbered else index
             found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             paths += found
             labels += [index] * len(found)

@@ -38,7 +38,7 @@ FAMILY_KINDS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class CnnConfig:
     """Conv2D blocks (one per entry of `filters`), each [+ batch norm] + activation, then 2x2 max pooling
-    while the image is at least 2 pixels on a side; global average pooling into the head."""
+    while the image is at least 4 pixels on a side; global average pooling into the head."""
 
     filters: tuple[int, ...] = (16, 32)
     kernel_size: int = 3
@@ -181,22 +181,23 @@ def build_model(config: TrainConfig, x_train: Any, n_classes: int) -> keras.Mode
         else:
             x = _image_body(config, family, inputs, x_train)
     x = _head(config, x)
-    outputs = keras.layers.Dense(
-        n_classes,
-        activation="softmax",
-        kernel_initializer=seeded_initializer("glorot_uniform", config.seed + len(config.hidden_units)),
-        dtype=output_dtype(),
-        name="softmax",
-    )(x)
+    outputs = output_layer(n_classes, "softmax", config.seed + len(config.hidden_units), "softmax")(x)
     return keras.Model(inputs, outputs, name=family)
 
 
-def output_dtype() -> str | None:
-    """float32 for the output layer under mixed precision (softmax and loss in full precision), else the
-    policy's own."""
+def output_layer(units: int, activation: str, seed: int, name: str) -> keras.layers.Dense:
+    """A randomly initialized (Glorot, seeded) output layer, in float32 under mixed precision so that the
+    softmax or sigmoid and the loss keep full precision."""
     import keras
 
-    return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+    mixed = keras.config.dtype_policy().name.startswith("mixed")
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=seeded_initializer("glorot_uniform", seed),
+        dtype="float32" if mixed else None,
+        name=name,
+    )
 
 
 def _head(config: TrainConfig, x: Any) -> Any:
@@ -344,14 +345,15 @@ def seeded_initializer(name: str, seed: int) -> keras.initializers.Initializer:
 
 def count_flops(model: keras.Model) -> int:
     """Floating-point operations of one forward pass of one example: 2 x the multiply-adds of the Dense
-    and convolution layers (nested backbones included); the rest (activations, norms) is small beside
-    them. Backend-agnostic, for model FLOP utilisation."""
+    (per token on a sequence) and convolution layers, nested backbones included; the rest (activations,
+    norms, attention's score products) is left out. Backend-agnostic, for model FLOP utilisation."""
     import keras
 
     total = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Dense):
-            total += 2 * int(np.prod(layer.kernel.shape))
+        if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
+            per_position = int(np.prod(layer.output.shape[1:-1]))  # tokens of a sequence; 1 for rows
+            total += 2 * int(np.prod(layer.kernel.shape)) * per_position
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
             out = layer.output.shape  # (None, h, w, c)
             total += 2 * int(np.prod(layer.kernel.shape)) * int(out[1]) * int(out[2])

@@ -72,29 +72,31 @@ def build_multitask(config: TrainConfig, x_train: np.ndarray, n_tasks: int) -> k
     """The configured family's body and head on x_train's kind, ending in n_tasks sigmoids."""
     import keras
 
-    from components.models import build_model, output_dtype
+    from components.models import build_model, output_layer
 
     body = build_model(config, x_train, 2)  # the softmax layer is replaced below
-    features = body.get_layer("softmax").input
-    outputs = keras.layers.Dense(n_tasks, activation="sigmoid", dtype=output_dtype(), name="tasks")(features)
-    return keras.Model(body.input, outputs, name=f"{body.name}_multitask")
+    tasks = output_layer(n_tasks, "sigmoid", config.seed + len(config.hidden_units), "tasks")
+    return keras.Model(body.input, tasks(body.get_layer("softmax").input), name=f"{body.name}_multitask")
 
 
 def train_multitask(
     config: TrainConfig, x_train: np.ndarray, labels: np.ndarray, verbose: int = 0
 ) -> keras.Model:
     """Fit one network on every task of labels (n, tasks) at once, missing labels skipped."""
-    from components.training import compile_and_fit
+    from components.training import compile_and_fit, precision, resolve, seed_everything
 
     labels = as_task_labels(labels)
-    model = build_multitask(config, x_train, labels.shape[1])
+    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
+    with precision(config):
+        model = build_multitask(config, x_train, labels.shape[1])
     compile_and_fit(model, config, x_train, labels, loss=masked_binary_crossentropy, verbose=verbose)
     return model
 
 
 @dataclass(frozen=True)
 class TaskComparison:
-    """Test error per task of one multi-task network and of one single-task network per task."""
+    """Error per task (on the held-out labels given) of one multi-task network and of one single-task
+    network per task."""
 
     tasks: list[str]
     multitask_error: list[float]

@@ -190,7 +190,7 @@ def compare_figure(comparisons: Mapping[str, Any]) -> Figure:
             ax.bar(where + 0.2, single, 0.4, label="one network per task", color="#9aa5b1")
             ax.set_xticks(where, [t.replace("_", " ") for t in tasks], fontsize=8)
             ax.set(ylabel="dev error (%)", title=f"Multi-task ({found['missing_share']:.0%} labels missing)")
-            ax.set_ylim(0, max(multi + single) * 1.35)  # room for the legend
+            ax.set_ylim(0, max(multi + single + [1.0]) * 1.35)  # room for the legend
         else:
             size, first, second, names, title = (
                 (

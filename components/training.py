@@ -280,7 +280,9 @@ def compile_and_fit(
     CutMix batches when on), early stopping and checkpoints when on. Returns the per-epoch history."""
     import keras
 
-    steps_per_epoch = math.ceil(len(x if y is not None else x.labels) / config.batch_size)
+    if y is None and config.augment.mixes:
+        raise ValueError("augment.mixup and augment.cutmix mix arrays batch by batch, not a stream")
+    steps_per_epoch = math.ceil(len(y) / config.batch_size) if y is not None else len(x)
     metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
     fit_args: dict[str, Any] = {"x": x, "y": y, "batch_size": config.batch_size, "shuffle": True}
     if y is None:  # a stream brings its own batches and labels

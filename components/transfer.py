@@ -27,16 +27,9 @@ def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> keras.Mo
     """source's body (everything up to its output layer) under a new, randomly initialized softmax."""
     import keras
 
-    from components.models import output_dtype, seeded_initializer
+    from components.models import output_layer
 
-    features = source.layers[-1].input
-    outputs = keras.layers.Dense(
-        n_classes,
-        activation="softmax",
-        kernel_initializer=seeded_initializer("glorot_uniform", seed),
-        dtype=output_dtype(),
-        name="target_softmax",
-    )(features)
+    outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(source.layers[-1].input)
     return keras.Model(source.input, outputs, name=f"{source.name}_transfer")
 
 
@@ -78,10 +71,10 @@ def fine_tune(
     freeze: body (train the new output layer only), none (every layer), or auto: the body frozen when the
     target has fewer than `small_target` examples. Returns the model and whether the body was frozen.
     """
-    from components.training import compile_and_fit, seed_everything
+    from components.training import compile_and_fit, resolve, seed_everything
 
     check_inputs(source, x_target)
-    seed_everything(config.seed)
+    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
     model = replace_head(copy_of(source), n_classes, config.seed)
     frozen = freeze == "body" or (freeze == "auto" and len(y_target) < small_target)
     if frozen:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,16 @@ from pipelines.errors import UserError
 from pipelines.params import Params
 from pipelines.tables import n_classes, read_splits
 
+if TYPE_CHECKING:
+    import keras
+
 
 def sizes_of(shares: list[float], available: int) -> list[int]:
     """Training sizes from shares of the available examples, distinct, at least 10 each."""
     return sorted({max(min(10, available), round(share * available)) for share in shares})
 
 
-def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, classes: int):
+def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, classes: int) -> keras.Model:
     """The model transfer starts from: the named .keras file or registered model, else one pre-trained on
     the non-target sources with the train config."""
     import keras
@@ -87,8 +91,14 @@ def compare_flow(params: Params) -> dict:
                 "verdict": end_to_end.verdict(points),
             }
             logger.info(payload["end_to_end"]["verdict"])
-        if options.transfer and data.source_column:
-            target = frames["train"][data.source_column].astype(str).isin(data.target_sources).to_numpy()
+        target = (
+            frames["train"][data.source_column].astype(str).isin(data.target_sources).to_numpy()
+            if data.source_column
+            else np.zeros(len(y), bool)
+        )
+        if options.transfer and not (target.any() and (options.transfer_source or (~target).any())):
+            logger.info("transfer skipped: train needs target-source examples and a source to pre-train on")
+        elif options.transfer:
             source = source_model(params, x[~target], y[~target], classes)
             sizes = sizes_of(options.sizes, int(target.sum()))
             logger.info("transfer vs scratch at %s target examples", sizes)
@@ -115,7 +125,7 @@ def compare_flow(params: Params) -> dict:
             raise UserError(
                 "compare.multitask: the demo's tasks (even, > 5, has a loop) need the 10 digit classes"
             )
-        if options.multitask and classes == 10:
+        if options.multitask is True or (options.multitask == "auto" and data.path is None):
             train_tasks, names = multitask.digit_attributes(y)
             dev_tasks, _ = multitask.digit_attributes(y_dev)
             hidden = multitask.hide_labels(train_tasks, options.missing_share, params.train.seed)

@@ -43,7 +43,7 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 def latency_of(model, x: np.ndarray, calls: int, batch_size: int = 1, blocks: int = 5) -> float:
     """p95 milliseconds per example of predict_on_batch at `batch_size`, over `blocks` runs of `calls`
     calls (the median of their p95s; trials screened against a bound use one block)."""
-    x = np.resize(x, (max(len(x), batch_size), x.shape[1]))  # repeat rows when dev is smaller
+    x = np.resize(x, (max(len(x), batch_size), *x.shape[1:]))  # repeat rows when dev is smaller
 
     def predict(i: int) -> None:
         start = (i * batch_size) % (len(x) - batch_size + 1)

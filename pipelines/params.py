@@ -274,6 +274,10 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _family_reads_the_data(self) -> Params:
+        if self.data.text_column and self.data.image_shape:
+            raise ValueError(
+                "data.text_column and data.image_shape: the data is text or images; set the other to null"
+            )
         kind = "text" if self.data.text_column else "image" if self.data.image_shape else "tabular"
         if self.train.family != "auto" and kind not in FAMILY_KINDS[self.train.family]:
             raise ValueError(

@@ -224,6 +224,7 @@ def open_study(params: Params, space: sweep.SearchSpace):
         split_path("dev"),
         Path(sweep.__file__),
         Path(sweep.__file__).with_name("training.py"),
+        Path(sweep.__file__).with_name("models.py"),
     ]
     name = "sweep-" + sweep.fingerprint(
         space.to_dict(),

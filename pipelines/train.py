@@ -3,14 +3,18 @@ metrics/train.json (the family, its size, the device it trained on, precision, X
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from components.models import count_flops
+from components.sweep import fingerprint
 from components.training import TrainConfig, accelerators, train
 from pipelines.artifacts import (
     BACKUP_DIR,
@@ -18,6 +22,7 @@ from pipelines.artifacts import (
     TRAIN_HISTORY,
     TRAINING,
     atomic_output,
+    data_version,
     write_frame,
     write_json,
 )
@@ -27,11 +32,29 @@ from pipelines.tables import n_classes, read_splits
 
 
 @task
-def fit(config: TrainConfig, x: np.ndarray, y: np.ndarray, classes: int, dev: tuple[np.ndarray, np.ndarray]):
+def fit(
+    config: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: int,
+    dev: tuple[np.ndarray, np.ndarray],
+    backup_dir: Path,
+):
     # Keras' progress bar on a terminal; nothing when the output goes to a log.
-    return train(
-        config, x, y, classes, validation=dev, verbose=1 if sys.stdout.isatty() else 0, backup_dir=BACKUP_DIR
-    )
+    verbose = 1 if sys.stdout.isatty() else 0
+    return train(config, x, y, classes, validation=dev, verbose=verbose, backup_dir=backup_dir)
+
+
+def checkpoint_for(config: TrainConfig) -> tuple[Path, int]:
+    """The folder of this config's checkpoint on this data, and the epochs it already holds (0: a fresh
+    start). A checkpoint resumes only the same config on the same data; others' leftovers are cleared."""
+    key = fingerprint(config.to_dict(), data_version())
+    for stale in BACKUP_DIR.glob("*"):
+        if stale.name != key:
+            shutil.rmtree(stale, ignore_errors=True)
+    metadata = BACKUP_DIR / key / "training_metadata.json"  # BackupAndRestore's own record
+    done = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else 0
+    return BACKUP_DIR / key, int(done)
 
 
 @flow(name="train")
@@ -52,19 +75,22 @@ def train_flow(params: Params) -> dict:
         keras.backend.backend(),
     )
     started = time.perf_counter()
+    backup_dir, done = checkpoint_for(params.train)
+    if done:
+        logger.info("resuming from the checkpoint after epoch %d (%s)", done, backup_dir)
     try:
-        model, history = fit(params.train, x, y, classes, arrays["dev"])
+        model, history = fit(params.train, x, y, classes, arrays["dev"], backup_dir)
     except ValueError as error:  # a model config that does not fit the data: Keras names the layer
         raise UserError(f"params.yaml train: the model does not fit the data: {error}") from None
     seconds = time.perf_counter() - started
     with atomic_output(MODEL) as tmp:
         model.save(tmp)
-    curves = pd.DataFrame({"epoch": np.arange(1, len(history["loss"]) + 1), **history})
+    epochs = len(history["loss"])
+    curves = pd.DataFrame({"epoch": np.arange(done + 1, done + epochs + 1), **history})
     curves["train_error"] = 1 - curves["accuracy"]
     if "val_accuracy" in curves:
         curves["dev_error"] = 1 - curves["val_accuracy"]
     write_frame(TRAIN_HISTORY, curves)
-    epochs = len(history["loss"])
     summary = {
         "family": model.name,
         "parameters": int(model.count_params()),

@@ -205,3 +205,19 @@ def test_the_training_component_runs_on_jax():
         text=True,
     )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_numbered_class_folders_keep_their_numbers_in_a_stream(tmp_path):
+    from PIL import Image
+
+    for name in ("2", "10"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / name / "a.png")
+    listing = FolderListing.scan(tmp_path)
+    assert dict(zip([p.parent.name for p in listing.paths], listing.labels.tolist(), strict=True)) == {
+        "2": 2,
+        "10": 10,
+    }
+    stream = ImageFolder(listing, (8, 8), batch_size=2)
+    with pytest.raises(ValueError, match="not a stream"):
+        train(replace(TINY, image_shape=(8, 8), augment=AugmentConfig(mixup=0.2)), stream, None, 11)
