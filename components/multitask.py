@@ -10,6 +10,7 @@ The default demo is on the digits (`digit_attributes`): even, greater than five,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,13 +84,11 @@ def train_multitask(
     config: TrainConfig, x_train: np.ndarray, labels: np.ndarray, verbose: int = 0
 ) -> keras.Model:
     """Fit one network on every task of labels (n, tasks) at once, missing labels skipped."""
-    from components.training import compile_and_fit, precision, resolve, seed_everything
+    from components.training import fit_new
 
     labels = as_task_labels(labels)
-    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
-    with precision(config):
-        model = build_multitask(config, x_train, labels.shape[1])
-    compile_and_fit(model, config, x_train, labels, loss=masked_binary_crossentropy, verbose=verbose)
+    build = partial(build_multitask, config, x_train, labels.shape[1])
+    model, _ = fit_new(config, build, x_train, labels, loss=masked_binary_crossentropy, verbose=verbose)
     return model
 
 

@@ -14,7 +14,7 @@ on the training path, so `KERAS_BACKEND=jax` runs it too (the text family's toke
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -248,13 +248,10 @@ def train(
     checkpoint a crashed run resumes from (with `config.checkpoints`). Returns the trained model and its
     per-epoch history.
     """
-    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
     sample = x_train.sample(seed=config.seed) if y_train is None else x_train
-    with precision(config):
-        model = build_model(config, sample, n_classes)
-    history = compile_and_fit(
-        model,
+    return fit_new(
         config,
+        lambda: build_model(config, sample, n_classes),
         x_train,
         y_train,
         validation=validation,
@@ -262,7 +259,23 @@ def train(
         callbacks=callbacks,
         backup_dir=backup_dir,
     )
-    return model, history
+
+
+def fit_new(
+    config: TrainConfig,
+    build: Callable[[], keras.Model],
+    x: Any,
+    y: np.ndarray | None,
+    loss: Any = "sparse_categorical_crossentropy",
+    **options: Any,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """The one way a model starts training: seeded (deterministic kernels unless XLA is on), `build()`
+    called under the precision policy, then `compile_and_fit` with `loss` and its `options`. Returns the
+    model and its per-epoch history."""
+    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
+    with precision(config):
+        model = build()
+    return model, compile_and_fit(model, config, x, y, loss=loss, **options)
 
 
 def compile_and_fit(

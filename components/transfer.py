@@ -71,16 +71,19 @@ def fine_tune(
     freeze: body (train the new output layer only), none (every layer), or auto: the body frozen when the
     target has fewer than `small_target` examples. Returns the model and whether the body was frozen.
     """
-    from components.training import compile_and_fit, resolve, seed_everything
+    from components.training import fit_new
 
     check_inputs(source, x_target)
-    seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
-    model = replace_head(copy_of(source), n_classes, config.seed)
     frozen = freeze == "body" or (freeze == "auto" and len(y_target) < small_target)
-    if frozen:
-        for layer in model.layers[:-1]:
-            layer.trainable = False
-    compile_and_fit(model, config, x_target, y_target, validation=validation)
+
+    def build() -> keras.Model:
+        model = replace_head(copy_of(source), n_classes, config.seed)
+        if frozen:
+            for layer in model.layers[:-1]:
+                layer.trainable = False
+        return model
+
+    model, _ = fit_new(config, build, x_target, y_target, validation=validation)
     return model, frozen
 
 
