@@ -5,12 +5,17 @@
    project's `train()` against `model.compile(...)` + `model.fit(...)` written by hand. Examples per
    second over the epochs after the first (compilation and tracing stay out of both). Pairs alternate
    `--repeats` times; the median ratio is printed. On a GPU the model FLOP utilisation is printed too.
+   Both sides run under the same dtype policy and XLA setting (bfloat16 and XLA on a GPU, by `auto`), so
+   the ratio is the trainer's own cost; a plain float32 `model.fit` without XLA is printed beside it, to
+   show what those two defaults buy.
 2. Peak memory (target: under 4 GB) of training the default image family for one epoch on `--images`
    32x32x3 PNG images streamed from a folder (`components.inputs.ImageFolder`), in a fresh process; the
    bare baseline is the same process importing Keras and building the model without training.
 
 Usage: python benchmarks/bench_training.py [--repeats 7] [--rows 20000] [--epochs 6] [--images 100000]
-       [--skip-memory]    (KERAS_BACKEND=jax to measure the JAX backend)
+       [--skip-memory] [--image-shape H W C --filters F ... --batch-size B]
+       (KERAS_BACKEND=jax to measure the JAX backend; `--image-shape 32 32 3 --filters 64 128 256
+       --batch-size 512` is a model big enough to occupy a GPU, where the default digits CNN is not)
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ sys.path.insert(0, str(ROOT))
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}  # dense, per GPU
 
 
-def data(rows: int, seed: int = 0):
-    """Digit-like 8x8 images as rows: a noisy class template per class, so that training has signal."""
+def data(rows: int, features: int = 64, seed: int = 0):
+    """Images as rows of `features` pixels: a noisy class template per class, so that training has signal."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    templates = rng.random((10, 64))
+    templates = rng.random((10, features), dtype=np.float32)
     y = rng.integers(0, 10, rows)
-    x = np.clip(templates[y] + rng.normal(0, 0.3, (rows, 64)), 0, 1).astype("float32")
+    noise = rng.normal(0, 0.3, (rows, features)).astype("float32")
+    x = np.clip(templates[y] + noise, 0, 1)
     return x, y.astype("int64")
 
 
@@ -60,30 +66,49 @@ def epoch_timer():
     return Timer()
 
 
-def throughput(repeats: int, rows: int, epochs: int) -> None:
+def throughput(repeats: int, rows: int, epochs: int, overrides: dict) -> None:
     import keras
+    import numpy as np
 
     from components.models import build_model, count_flops
-    from components.training import make_optimizer, resolve, seed_everything, train
+    from components.training import make_optimizer, precision, seed_everything, train, use_xla
     from pipelines.params import load_params
 
     os.chdir(ROOT)
-    config = replace(load_params().train, epochs=epochs)
-    x, y = data(rows)
+    config = replace(load_params().train, epochs=epochs, **overrides)
+    features = int(np.prod(config.image_shape)) if config.image_shape else 64
+    x, y = data(rows, features)
     steps = -(-rows // config.batch_size)
+    jit = use_xla(config.jit_compile)
 
     def ours() -> float:
         timer = epoch_timer()
         train(config, x, y, 10, callbacks=[timer])
         return rows / statistics.median(timer.times[1:])
 
-    def bare() -> float:
-        seed_everything(config.seed, deterministic=not resolve(config.jit_compile))
-        model = build_model(config, x, 10)
-        model.compile(make_optimizer(config, steps), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    def bare(plain: bool = False) -> float:
+        """model.compile + model.fit by hand; `plain`: float32 and no XLA, whatever the device."""
+        seed_everything(config.seed, deterministic=plain or not jit)
+        if plain:
+            model = build_model(config, x, 10)
+        else:
+            with precision(config):
+                model = build_model(config, x, 10)
+        model.compile(
+            make_optimizer(config, steps),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=jit and not plain,
+        )
         timer = epoch_timer()
         model.fit(
-            x, y, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer]
+            x,
+            y,
+            batch_size=config.batch_size,
+            epochs=2 if plain else epochs,  # op by op on JAX: slow, and one timed epoch tells
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
         )
         return rows / statistics.median(timer.times[1:])
 
@@ -95,23 +120,29 @@ def throughput(repeats: int, rows: int, epochs: int) -> None:
         ours_rates.append(rate_ours)
         bare_rates.append(rate_bare)
         ratios.append(rate_ours / rate_bare)
-    model = build_model(config, x[:1000], 10)
+    plain_rate = bare(plain=True)
+    with precision(config) as policy:
+        model = build_model(config, x[:1000], 10)
     devices = [d for d in keras.distribution.list_devices() if not d.startswith("cpu")]
     flops = count_flops(model)
     print(f"model: {model.name}, {model.count_params():,} parameters, {flops:,} FLOPs per example")
-    print(f"backend {keras.backend.backend()}, devices {devices or ['cpu']}, {rows} rows x {epochs} epochs")
+    print(
+        f"backend {keras.backend.backend()}, devices {devices or ['cpu']}, {rows} rows x {epochs} epochs, "
+        f"batch {config.batch_size}, dtype policy {policy}, XLA {'on' if jit else 'off'}"
+    )
     print(f"{'bare model.fit (median)':44}{statistics.median(bare_rates):12,.0f} examples/s")
     print(f"{'mlstrategy train() (median)':44}{statistics.median(ours_rates):12,.0f} examples/s")
     each = ", ".join(f"{r:.3f}" for r in ratios)
     target = 0.9 if devices else 0.95
     ratio = statistics.median(ratios)
     print(f"{'ratio trainer / bare (median)':44}{ratio:12.3f}   ({each}; target >= {target})")
+    print(f"{'plain float32 model.fit, no XLA (once)':44}{plain_rate:12,.0f} examples/s")
     if devices:
         name = next((gpu for gpu in PEAK_BF16_FLOPS if gpu in gpu_name()), None)
-        achieved = 3 * count_flops(model) * statistics.median(ours_rates)  # forward + backward
+        achieved = 3 * flops * statistics.median(ours_rates)  # forward + backward
         if name:
             utilisation = achieved / PEAK_BF16_FLOPS[name]
-            print(f"{'model FLOP utilisation':44}{utilisation:12.2%}   ({name} bf16 peak)")
+            print(f"{'model FLOP utilisation':44}{utilisation:12.2%}   ({name} bf16 dense peak)")
         else:
             print(f"{'achieved FLOP/s':44}{achieved:12.3e}   (unknown GPU: no peak to divide by)")
 
@@ -191,8 +222,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--image-shape", type=int, nargs=3, metavar=("H", "W", "C"))
+    parser.add_argument("--filters", type=int, nargs="+", help="the CNN's filters per block")
+    parser.add_argument("--batch-size", type=int)
     args = parser.parse_args()
-    throughput(args.repeats, args.rows, args.epochs)
+    overrides: dict = {}
+    if args.image_shape:
+        overrides["image_shape"] = tuple(args.image_shape)
+    if args.filters:
+        from components.models import CnnConfig
+
+        overrides["cnn"] = CnnConfig(filters=tuple(args.filters))
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    throughput(args.repeats, args.rows, args.epochs, overrides)
     if not args.skip_memory:
         memory(args.images)
 

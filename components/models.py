@@ -285,7 +285,14 @@ def _image_body(config: TrainConfig, family: str, inputs: Any, x_train: np.ndarr
 def _text_body(config: TrainConfig, texts: np.ndarray) -> tuple[Any, Any]:
     import keras
     import keras_hub
-    import tensorflow as tf
+
+    try:
+        import tensorflow as tf
+    except ImportError:  # keras-hub's WordPiece runs on TensorFlow Text, whatever the Keras backend
+        raise ValueError(
+            "the transformer family tokenizes with keras-hub's WordPieceTokenizer, which needs TensorFlow "
+            "(tensorflow-text) under every Keras backend; install it, or train text where it is"
+        ) from None
 
     text = config.text
     vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
