@@ -52,7 +52,7 @@ def stages(project: Path, env: dict, *names: str) -> None:
             sys.exit(f"stage {name} failed:\n{done.stderr[-3000:]}")
 
 
-def one_source_digits(project: Path) -> None:
+def one_source_digits(project: Path, env: dict) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -64,6 +64,8 @@ def one_source_digits(project: Path) -> None:
     set_params(
         project, {"data": {"path": "data/digits.parquet", "source_column": None, "target_sources": []}}
     )
+    contract = [str(BIN / "mlstrategy"), "contract", "--from", "data/digits.parquet", "--force"]
+    subprocess.run(contract, cwd=project, env=env, check=True, capture_output=True)
 
 
 def planted_flips(project: Path, env: dict, seed: int, share: float) -> dict:
@@ -133,7 +135,7 @@ def main() -> None:
                 copy_project(project)
                 set_params(project, {"analyze": {"label_folds": 0}, "mlflow": {"experiment": "bench"}})
                 if task == "digits":
-                    one_source_digits(project)
+                    one_source_digits(project, env)
                 if task == "default+synthesis":
                     set_params(project, {"synthesize": {"enabled": True, "measure": False}})
                 for seed in range(args.seeds):

@@ -1,66 +1,24 @@
 """Input pipelines that keep the accelerator fed without holding a dataset in memory.
 
-`ImageFolder` streams images from `<class>/<image>` folders a batch at a time, decoded by worker threads
-ahead of the training step (Keras' PyDataset: any backend). `MixedBatches` mixes pairs of training
-images and their labels batch by batch (MixUp or CutMix), which needs the labels, so it cannot be a
-layer of the model.
+`ImageFolder` streams images from `<class>/<image>` folders (a `components.images.FolderListing`) a
+batch at a time, decoded (`components.images.decode`) by worker threads ahead of the training step (Keras'
+PyDataset: any backend). `MixedBatches` mixes pairs of training images and their labels batch by batch
+(MixUp or CutMix), which needs the labels, so it cannot be a layer of the model.
 
-Imports Keras (and so the backend) at once: only the training path imports this module.
+Imports Keras (and so the backend) at once: only the training path imports this module. The decoder and
+the folder listing live in `components.images`, which does not, and are importable from here too.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from components.images import FolderListing, decode
 
-
-@dataclass(frozen=True)
-class FolderListing:
-    """Every image file under a folder of class folders, with the class index of each (sorted names)."""
-
-    paths: list[Path]
-    labels: np.ndarray
-    classes: list[str]
-
-    @classmethod
-    def scan(cls, root: Path) -> FolderListing:
-        root = Path(root)
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        if not classes:
-            raise ValueError(f"{root}: expected one folder per class with the images inside")
-        numbered = all(name.isdigit() for name in classes)
-        paths, labels = [], []
-        for index, name in enumerate(sorted(classes, key=int) if numbered else classes):
-            index = int(name) if numbered else index
-            found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            paths += found
-            labels += [index] * len(found)
-        return cls(paths, np.asarray(labels, np.int64), classes)
-
-
-def decode(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
-    """One image as (h * w * c,) float32 in [0, 1], channels last; a file that does not decode, or is not
-    of image_shape, is named."""
-    from PIL import Image, UnidentifiedImageError
-
-    channels = image_shape[2] if len(image_shape) == 3 else 1
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB" if channels == 3 else "L"), np.float32)
-    except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
-    if pixels.shape[:2] != tuple(image_shape[:2]):
-        raise ValueError(
-            f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} pixels, "
-            f"expected {image_shape[1]}x{image_shape[0]}"
-        )
-    return pixels.reshape(-1) / 255.0
+__all__ = ["FolderListing", "ImageFolder", "MixedBatches", "decode"]
 
 
 class ImageFolder(keras.utils.PyDataset):

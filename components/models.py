@@ -157,17 +157,22 @@ def channels_last(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (*image_shape, 1) if len(image_shape) == 2 else tuple(image_shape)  # type: ignore[return-value]
 
 
-def build_model(config: TrainConfig, x_train: Any, n_classes: int) -> keras.Model:
+def build_model(
+    config: TrainConfig, x_train: Any, n_classes: int, backbone: keras.Model | None = None
+) -> keras.Model:
     """The family's body on x_train's kind, fitted where it learns from data (input normalization, the
     WordPiece vocabulary) on x_train only, then the shared head and a softmax over n_classes.
 
     x_train: (n, features) float rows, or (n,) strings for text. With `config.image_shape`, rows hold
-    h * w * c pixels; the model reshapes them, so it takes the same rows the data has.
+    h * w * c pixels; the model reshapes them, so it takes the same rows the data has. backbone: a ready
+    image backbone (a keras-hub preset's, for transfer) in place of the family's convolutions.
     """
     import keras
 
     kind = data_kind(x_train, config.image_shape)
     family = resolve_family(config, kind)
+    if backbone is not None and kind != "image":
+        raise ValueError(f"an image backbone needs image data (data.image_shape), got {kind} data")
     if kind == "text":
         inputs, x = _text_body(config, x_train)
     else:
@@ -179,7 +184,7 @@ def build_model(config: TrainConfig, x_train: Any, n_classes: int) -> keras.Mode
             normalization.adapt(x_train)
             x = normalization(inputs)
         else:
-            x = _image_body(config, family, inputs, x_train)
+            x = _image_body(config, family, inputs, x_train, backbone)
     x = _head(config, x)
     outputs = output_layer(n_classes, "softmax", config.seed + len(config.hidden_units), "softmax")(x)
     return keras.Model(inputs, outputs, name=family)
@@ -220,7 +225,9 @@ def _head(config: TrainConfig, x: Any) -> Any:
     return x
 
 
-def _image_body(config: TrainConfig, family: str, inputs: Any, x_train: np.ndarray) -> Any:
+def _image_body(
+    config: TrainConfig, family: str, inputs: Any, x_train: np.ndarray, backbone: keras.Model | None
+) -> Any:
     import keras
 
     shape = channels_last(config.image_shape)
@@ -246,7 +253,9 @@ def _image_body(config: TrainConfig, family: str, inputs: Any, x_train: np.ndarr
     normalization.adapt(x_train[:50_000].reshape(-1, *shape))
     x = normalization(x)
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
-    if family == "cnn":
+    if backbone is not None:
+        x = backbone(x)
+    elif family == "cnn":
         side = min(shape[:2])
         for i, filters in enumerate(config.cnn.filters):
             x = keras.layers.Conv2D(
@@ -356,11 +365,18 @@ def count_flops(model: keras.Model) -> int:
     norms, attention's score products) is left out. Backend-agnostic, for model FLOP utilisation."""
     import keras
 
+    def positions(layer: Any, default: int) -> int:
+        try:
+            return int(np.prod(layer.output.shape[1:-1]))  # tokens of a sequence; 1 for rows
+        except AttributeError:  # a sublayer of a layer (a Transformer block's): no symbolic output
+            return default
+
+    shapes = [getattr(layer.output, "shape", ()) for layer in model.layers]
+    tokens = max((int(shape[1]) for shape in shapes if len(shape) == 3 and shape[1]), default=1)
     total = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
-            per_position = int(np.prod(layer.output.shape[1:-1]))  # tokens of a sequence; 1 for rows
-            total += 2 * int(np.prod(layer.kernel.shape)) * per_position
+            total += 2 * int(np.prod(layer.kernel.shape)) * positions(layer, tokens)
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
             out = layer.output.shape  # (None, h, w, c)
             total += 2 * int(np.prod(layer.kernel.shape)) * int(out[1]) * int(out[2])

@@ -9,7 +9,9 @@ it cannot, i.e. the same distribution).
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,6 +44,24 @@ def domain_classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: in
     scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y, scores))
     return DomainCheck(auc=auc, p_value=auc_p_value(auc, len(a), len(b)))
+
+
+def text_vectors(groups: Sequence[Sequence[str]], dims: int = 32, seed: int = 0) -> list[np.ndarray]:
+    """Each group of texts as (n_group, dims + 1) numbers the domain classifier can read: character 2- to
+    4-gram TF-IDF (so typos and abbreviations count, not only words) reduced by a truncated SVD fitted on
+    all groups together, and the log length in words."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [str(text) for group in groups for text in group]
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, max_features=20_000)
+    counts = tfidf.fit_transform(texts)
+    k = min(dims, counts.shape[1] - 1, len(texts) - 1)
+    reduced = TruncatedSVD(k, random_state=seed).fit_transform(counts) if k >= 1 else counts.toarray()
+    lengths = np.log1p([len(text.split()) for text in texts])[:, None]
+    x = np.hstack([reduced, lengths])
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    return [x[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def auc_p_value(auc: float, n_a: int, n_b: int) -> float:

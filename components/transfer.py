@@ -2,12 +2,19 @@
 initialized one for task B, then retrain the last layer only when B's data is small, or every layer
 when there is a lot of it. It helps when A has much more data than B and the same input.
 
+The source is a trained model, or a keras-hub image backbone loaded from a preset directory already on disk
+(`load_preset`): that one has no task-A output layer to delete, so it gets the project's whole head (the
+`hidden_units` layers and a softmax), and freezing it freezes the backbone only. Preset names and handles
+are refused, never downloaded.
+
 `compare_transfer` sets fine-tuning against training from scratch over growing target sizes and says
 from which size transfer stops helping.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +28,61 @@ if TYPE_CHECKING:
     from components.training import TrainConfig
 
 Freeze = Literal["auto", "body", "none"]
+# What `Backbone.save_to_preset(folder)` writes (weights over 10 GB go to model.weights.json and shards).
+PRESET_FILES = ("config.json", "metadata.json")
+PRESET_WEIGHTS = ("model.weights.h5", "model.weights.json")
+
+
+def load_preset(directory: str | Path) -> keras.Model:
+    """The keras-hub image backbone in a local preset directory, as `Backbone.save_to_preset` writes it,
+    with its weights. Only a directory on disk: a preset name ("resnet_18_imagenet") or a kaggle://, hf://
+    handle, which keras-hub would download, is refused, and so is a directory missing a preset's files."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ValueError(
+            f"transfer source {str(directory)!r} is not a local keras-hub preset directory (nothing is "
+            "downloaded: save the preset with backbone.save_to_preset(folder) where it can be, and name "
+            "that folder)"
+        )
+    missing = [name for name in PRESET_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in PRESET_WEIGHTS):
+        missing.append(PRESET_WEIGHTS[0])
+    if missing:
+        raise ValueError(
+            f"transfer source {str(directory)!r} is not a keras-hub preset directory: {', '.join(missing)} "
+            "missing (backbone.save_to_preset(folder) writes config.json, metadata.json and model.weights.h5)"
+        )
+    if "registered_name" not in json.loads((path / "config.json").read_text(encoding="utf-8")):
+        raise ValueError(
+            f"transfer source {str(directory)!r}: config.json is not a keras-hub backbone's "
+            "(backbone.save_to_preset(folder) writes one)"
+        )
+    import keras_hub
+
+    # An absolute path: keras-hub looks a bare name up among its built-in presets (and downloads those)
+    # before it treats it as a local directory.
+    backbone = keras_hub.models.Backbone.from_preset(str(path.resolve()))
+    if len(backbone.inputs) != 1 or len(backbone.inputs[0].shape) != 4:
+        raise ValueError(
+            f"transfer source {str(directory)!r} holds a {type(backbone).__name__}, which does not take "
+            "images (one (height, width, channels) input): only image backbones are supported"
+        )
+    return backbone
+
+
+def is_backbone(source: keras.Model) -> bool:
+    """Whether source is a keras-hub backbone (a body without a head), not a trained model."""
+    hub = sys.modules.get("keras_hub")  # none can exist before keras-hub is imported
+    return hub is not None and isinstance(source, hub.models.Backbone)
+
+
+def attach_head(backbone: keras.Model, config: TrainConfig, x_target: Any, n_classes: int) -> keras.Model:
+    """The image family of components/models.py with `backbone` as its body: rows of pixels reshaped to
+    config.image_shape (augmented as configured), normalized per channel on x_target, the backbone, global
+    average pooling, then the project's head (`hidden_units` layers) and a new softmax over n_classes."""
+    from components.models import build_model
+
+    return build_model(config, np.asarray(x_target), n_classes, backbone=backbone)
 
 
 def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> keras.Model:
@@ -44,11 +106,33 @@ def copy_of(model: keras.Model) -> keras.Model:
         return keras.saving.load_model(path, safe_mode=True)
 
 
-def check_inputs(source: keras.Model, x_target: Any) -> None:
-    """The source model must take the target's inputs: same features per example."""
+def check_inputs(source: keras.Model, x_target: Any, image_shape: tuple[int, ...] | None = None) -> None:
+    """The source model must take the target's inputs: same features per example, or for a keras-hub
+    backbone the same (height, width, channels) as the target's image_shape (None in the backbone's shape
+    takes any size)."""
+    from components.models import channels_last
+
     expected = tuple(source.inputs[0].shape[1:])
     got = tuple(np.asarray(x_target).shape[1:])
-    if expected != got:
+    if is_backbone(source):
+        if image_shape is None:
+            raise ValueError(
+                f"the transfer source is a keras-hub backbone that takes images of shape {list(expected)}, "
+                f"but the target data has rows of {list(got)} and no image shape (set data.image_shape)"
+            )
+        rows = got
+        got = channels_last(image_shape)
+        if rows != (int(np.prod(got)),):
+            raise ValueError(
+                f"image_shape {list(image_shape)} holds {int(np.prod(got))} pixels, but the target data "
+                f"has rows of {list(rows)}"
+            )
+        matches = len(expected) == len(got) and all(
+            e is None or e == g for e, g in zip(expected, got, strict=True)
+        )
+    else:
+        matches = expected == got
+    if not matches:
         raise ValueError(
             f"the transfer source takes inputs of shape {list(expected)} per example, "
             "but the target data has "
@@ -70,16 +154,22 @@ def fine_tune(
 
     freeze: body (train the new output layer only), none (every layer), or auto: the body frozen when the
     target has fewer than `small_target` examples. Returns the model and whether the body was frozen.
+    A keras-hub backbone (`load_preset`) gets the project's head (`attach_head`); its body is the backbone.
     """
     from components.training import fit_new
 
-    check_inputs(source, x_target)
+    check_inputs(source, x_target, config.image_shape)
     frozen = freeze == "body" or (freeze == "auto" and len(y_target) < small_target)
 
     def build() -> keras.Model:
-        model = replace_head(copy_of(source), n_classes, config.seed)
+        if is_backbone(source):
+            backbone = copy_of(source)
+            model, body = attach_head(backbone, config, x_target, n_classes), [backbone]
+        else:
+            model = replace_head(copy_of(source), n_classes, config.seed)
+            body = model.layers[:-1]
         if frozen:
-            for layer in model.layers[:-1]:
+            for layer in body:
                 layer.trainable = False
         return model
 

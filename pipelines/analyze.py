@@ -14,7 +14,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from components import error_analysis
-from components.report import error_gallery_figure, png_bytes
+from components.report import error_gallery_figure, error_table_figure, png_bytes
 from components.training import predict_probabilities, train
 from pipelines.artifacts import (
     ANALYZE,
@@ -51,6 +51,9 @@ def dev_tags(
         content = error_analysis.image_tags(
             as_images(x_dev, data), as_images(x_train, data), options.tag_quantile
         )
+        tags = pd.concat([tags, content], axis=1)
+    elif data.text_column:
+        content = error_analysis.text_tags(x_dev, x_train, options.tag_quantile)
         tags = pd.concat([tags, content], axis=1)
     for column in data.tag_columns:
         tags[column] = dev[column].astype("string").fillna("").to_numpy()
@@ -156,7 +159,20 @@ def analyze_flow(params: Params) -> dict:
     write_frame(ERROR_TABLE, table)
     write_frame(ERROR_SAMPLE, sample)
     write_frame(RELABEL_QUEUE, queue)
-    _gallery(params, arrays["dev"][0], flags, probabilities["dev"], y_dev, wrong)
+    # The worst errors: least probability on the true label.
+    worst = np.flatnonzero(wrong)[np.argsort(probabilities["dev"][wrong, y_dev[wrong]])][: options.gallery]
+    worst_rows = [
+        {
+            "id": str(dev[data.id_column].iloc[i]),
+            "label": int(y_dev[i]),
+            "predicted": int(probabilities["dev"][i].argmax()),
+            "p_label": round(float(probabilities["dev"][i, y_dev[i]]), 3),
+            "tags": ", ".join(flags.columns[flags.iloc[i].to_numpy()]),
+            **({"text": str(arrays["dev"][0][i])} if data.text_column else {}),
+        }
+        for i in worst
+    ]
+    _gallery(params, arrays["dev"][0][worst], worst_rows)
     errors = int(wrong.sum())
     payload = {
         "dev_size": len(dev),
@@ -169,6 +185,7 @@ def analyze_flow(params: Params) -> dict:
             "dev_among_correct": int((dev_flagged & ~wrong).sum()),
         },
         "sample": {"errors": int((~sample["correct"]).sum()), "correct": int(sample["correct"].sum())},
+        "worst": worst_rows,
     }
     write_json(ANALYZE, payload)
     for row in payload["tags"][:5]:
@@ -190,24 +207,17 @@ def analyze_flow(params: Params) -> dict:
     return payload
 
 
-def _gallery(
-    params: Params,
-    x_dev: np.ndarray,
-    flags: pd.DataFrame,
-    probabilities: np.ndarray,
-    y: np.ndarray,
-    wrong: np.ndarray,
-) -> None:
-    """The worst dev errors (least probability on the true label) as an image grid; images only."""
-    options = params.analyze
-    if not params.data.image_shape or not options.gallery:
-        return
-    worst = np.flatnonzero(wrong)[np.argsort(probabilities[wrong, y[wrong]])][: options.gallery]
-    captions = [
-        f"{y[i]} -> {probabilities[i].argmax()}\n" + ", ".join(flags.columns[flags.iloc[i].to_numpy()][:2])
-        for i in worst
-    ]
-    figure = error_gallery_figure(as_images(x_dev[worst], params.data), captions)
+def _gallery(params: Params, x_worst: np.ndarray, worst: list[dict]) -> None:
+    """The worst dev errors to look at: an image grid (true -> predicted and two tags under each) for
+    images, else a table (id, labels, tags, and the text for text data)."""
+    if params.data.image_shape:
+        captions = [
+            f"{row['label']} -> {row['predicted']}\n" + ", ".join(row["tags"].split(", ")[:2])
+            for row in worst
+        ]
+        figure = error_gallery_figure(as_images(x_worst, params.data), captions)
+    else:
+        figure = error_table_figure(worst)
     with atomic_output(ERROR_GALLERY) as tmp:
         tmp.write_bytes(png_bytes(figure))
 

@@ -2,9 +2,9 @@
 
 - End to end or a pipeline: the configured network on the raw inputs against hand-designed features and a
   logistic regression, over growing shares of the train split; which wins at your training size.
-- Transfer learning: a model pre-trained on train's other sources (or the `.keras` file or registered model
-  you name) fine-tuned on the target source's training examples, against training from scratch, over
-  growing target sizes; the size from which transfer stops helping.
+- Transfer learning: a model pre-trained on train's other sources (or the `.keras` file, registered model
+  or local keras-hub preset directory you name) fine-tuned on the target source's training examples,
+  against training from scratch, over growing target sizes; the size from which transfer stops helping.
 - Multi-task learning: one network for several binary labels with missing ones skipped in the loss,
   against one network per label (the digits demo: even, greater than five, has a loop).
 
@@ -47,8 +47,9 @@ def sizes_of(shares: list[float], available: int) -> list[int]:
 
 
 def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, classes: int) -> keras.Model:
-    """The model transfer starts from: the named .keras file or registered model, else one pre-trained on
-    the non-target sources with the train config."""
+    """The model transfer starts from: the named .keras file, registered model or local keras-hub preset
+    directory (a backbone, which gets the project's head), else one pre-trained on the non-target sources
+    with the train config. A preset name is not a directory here and is refused: nothing is downloaded."""
     import keras
 
     named = params.compare.transfer_source
@@ -66,8 +67,16 @@ def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, cla
         path = registry.model_file(params.mlflow.experiment, name, version or "latest")
     else:
         path = Path(named)
+    if path.is_dir():
+        try:
+            return transfer.load_preset(path)
+        except ValueError as error:
+            raise UserError(f"params.yaml compare.transfer_source: {error}") from error
     if not path.is_file():
-        raise UserError(f"params.yaml compare.transfer_source: no model at {named}")
+        raise UserError(
+            f"params.yaml compare.transfer_source: no model at {named} (a .keras file, models:/NAME/VERSION "
+            "or a local keras-hub preset directory; preset names are not downloaded)"
+        )
     return keras.saving.load_model(path, safe_mode=True)
 
 

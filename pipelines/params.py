@@ -167,7 +167,9 @@ class CompareParams(_Section):
     end_to_end: bool = True
     components: int = Field(20, ge=1)
     transfer: bool = True
-    transfer_source: str | None = None
+    # None: pre-train on train's non-target sources; else a .keras file, a registered models:/NAME/VERSION, or
+    # a local keras-hub preset directory (Backbone.save_to_preset); preset names and handles never download.
+    transfer_source: str | None = Field(None, min_length=1)
     freeze: Literal["auto", "body", "none"] = "auto"
     small_target: int = Field(1000, ge=1)
     multitask: bool | Literal["auto"] = "auto"
@@ -178,6 +180,16 @@ class CompareParams(_Section):
     def _shares(cls, value: list[float]) -> list[float]:
         if not value or not all(0 < share <= 1 for share in value):
             raise ValueError(f"sizes must be shares of the training examples in (0, 1], got {value}")
+        return value
+
+    @field_validator("transfer_source")
+    @classmethod
+    def _on_disk(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError(
+                f"transfer_source {value!r} is a download handle: name a .keras file, models:/NAME/VERSION "
+                "or a local keras-hub preset directory (nothing is downloaded)"
+            )
         return value
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.images import IMAGE_SUFFIXES, BadImage, class_numbers, decode
 from pipelines.artifacts import read_frame
 from pipelines.errors import UserError
 from pipelines.params import DataParams
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MB = 2**20
 
 
@@ -93,11 +93,9 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
     [h, w, 3].
 
     Labels: class folders named 0..K-1 keep their number; other names are numbered in sorted order, as
-    `keras.utils.image_dataset_from_directory` does. Every image must decode and have data.image_shape
-    (nothing is resized behind your back); with data.on_bad_image: skip, the ones that do not are left out
-    and named in a warning instead."""
-    from PIL import Image, UnidentifiedImageError
-
+    `keras.utils.image_dataset_from_directory` does (`components.images.class_numbers`). Every image must
+    decode and have data.image_shape (nothing is resized behind your back; `components.images.decode`);
+    with data.on_bad_image: skip, the ones that do not are left out and named in a warning instead."""
     if data.image_shape is None:
         raise UserError(f"{root}: a folder of images needs params.yaml data.image_shape [height, width]")
     depth = 3 if data.source_column else 2
@@ -121,29 +119,20 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
             f"params.yaml data.image_shape: images have 1 (gray) or 3 (RGB) channels, got {channels}"
         )
     check_memory(root, len(files) * height * width * channels * 4, data.max_memory_mb)
-    classes = sorted({p.parent.name for p in files})
-    numbered = all(name.isdigit() for name in classes)
-    label_of = {name: int(name) if numbered else i for i, name in enumerate(classes)}
+    label_of = class_numbers(p.parent.name for p in files)
 
     pixels = np.empty((len(files), height * width * channels), np.float32)
     corrupt, misshapen, unusable = [], [], []
     for i, file in enumerate(files):
         try:
-            with Image.open(file) as image:
-                array = np.asarray(image.convert("RGB" if channels == 3 else "L"), np.float32) / 255.0
-        except UnidentifiedImageError:
-            corrupt.append(f"{file.relative_to(root)} (not an image format Pillow reads)")
+            pixels[i] = decode(file, data.image_shape)
+        except BadImage as bad:
+            name = file.relative_to(root)
+            if bad.size is None:
+                corrupt.append(f"{name} ({bad.reason})")
+            else:
+                misshapen.append(f"{name} {bad.size[0]}x{bad.size[1]}")
             unusable.append(i)
-            continue
-        except (OSError, ValueError) as error:
-            corrupt.append(f"{file.relative_to(root)} ({str(error).splitlines()[0][:80]})")
-            unusable.append(i)
-            continue
-        if array.shape[:2] != (height, width):
-            misshapen.append(f"{file.relative_to(root)} {array.shape[0]}x{array.shape[1]}")
-            unusable.append(i)
-            continue
-        pixels[i] = array.reshape(-1)
     problems = [
         f"{len(found)} {what}: " + ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
         for what, found in (

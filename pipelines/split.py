@@ -20,8 +20,7 @@ import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from components import dev_test_size, train_dev
-from components.same_distribution import same_distribution
+from components import dev_test_size, same_distribution, train_dev
 from components.train_dev import DEV, SPLITS, TEST, TRAIN, SplitPolicy
 from pipelines.artifacts import (
     ASSIGNMENT,
@@ -104,7 +103,7 @@ def read_keys(path: Path, data: DataParams) -> Keys:
             )
         sources = column.dictionary_encode().to_pandas()  # categorical: one byte or two per example
     labels = table[data.label_column].to_numpy(zero_copy_only=False).astype(np.int64)
-    features = [c for c in columns if c not in key_columns(data)]
+    features = [data.text_column] if data.text_column else [c for c in columns if c not in key_columns(data)]
     return Keys(ids=ids, labels=labels, sources=sources, features=features)
 
 
@@ -146,9 +145,9 @@ def hash_rows(path: Path, features: list[str]) -> np.ndarray:
 @task(cache_policy=NO_CACHE)
 def write_splits(
     path: Path, codes: np.ndarray, keep: np.ndarray, sampled: np.ndarray, features: list[str]
-) -> dict[int, np.ndarray]:
+) -> dict[int, pd.DataFrame]:
     """Pass 2: every kept row into its split's file; returns the features of the sampled rows by code."""
-    samples: dict[int, list[np.ndarray]] = {code: [] for code in range(len(SPLITS))}
+    samples: dict[int, list[pd.DataFrame]] = {code: [] for code in range(len(SPLITS))}
     schema = pq.ParquetFile(path).schema_arrow.remove_metadata()
     # Synthesized train data made from the old splits must not outlive them.
     remove_output(SYNTHESIZED_DIR)
@@ -172,9 +171,17 @@ def write_splits(
         finally:
             for writer in writers:
                 writer.close()
-    return {
-        code: np.vstack([p.to_numpy(np.float64) for p in parts]) for code, parts in samples.items() if parts
-    }
+    return {code: pd.concat(parts, ignore_index=True) for code, parts in samples.items() if parts}
+
+
+def as_numbers(samples: dict[int, pd.DataFrame], data: DataParams) -> dict[int, np.ndarray]:
+    """The sampled rows as numbers for the domain classifier: the features themselves, or for text its
+    character n-gram vectors (`same_distribution.text_vectors`)."""
+    if not data.text_column:
+        return {code: frame.to_numpy(np.float64) for code, frame in samples.items()}
+    codes = list(samples)
+    texts = [samples[code][data.text_column].astype(str).tolist() for code in codes]
+    return dict(zip(codes, same_distribution.text_vectors(texts, seed=0), strict=True))
 
 
 def sample_rows(codes: np.ndarray, keep: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -202,12 +209,12 @@ def distribution_checks(
 
     found: dict = {"dev_test_same_distribution": None, "train_vs_dev_domain_auc": None}
     if TEST in samples and len(samples[TEST]) >= 2:
-        dev_test = same_distribution(
+        dev_test = same_distribution.same_distribution(
             samples[DEV], labels_of(DEV), samples[TEST], labels_of(TEST), checks.alpha, checks.max_domain_auc
         )
         found["dev_test_same_distribution"] = dev_test.to_dict()
     if TRAIN in samples and len(samples[TRAIN]) >= 2:
-        train_dev_check = same_distribution(
+        train_dev_check = same_distribution.same_distribution(
             samples[TRAIN],
             labels_of(TRAIN),
             samples[DEV],
@@ -325,7 +332,7 @@ def split_flow(params: Params) -> dict:
         "per_class": per_class,
         "moved_since_last": moved,
         "kept_from_last": assignment.kept,
-        **distribution_checks(samples, keys.labels, codes, sampled, policy),
+        **distribution_checks(as_numbers(samples, data), keys.labels, codes, sampled, policy),
         **sizing,
         "leaks": {"count": int(leaks.sum()), "ids": leak_ids, "action": policy.checks.on_leak},
         "warnings": warnings + size_warnings,

@@ -1,5 +1,6 @@
 """Gradient checking, multi-task learning, transfer learning and end to end vs a pipeline, on tiny data."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -148,3 +149,87 @@ def test_end_to_end_against_a_hand_designed_pipeline_over_growing_sizes():
     assert end_to_end.verdict(made_up[:1]).startswith(
         "the hand-designed pipeline wins at your 100 training examples"
     )
+
+
+def tiny_preset(folder, image_shape=(8, 8, 1)):
+    """A keras-hub ResNetBackbone built from config (as components/models.py does), saved as a preset."""
+    import keras_hub
+
+    keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        image_shape=image_shape,
+    ).save_to_preset(folder)
+    return folder
+
+
+def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tmp_path):
+    source = transfer.load_preset(tiny_preset(tmp_path / "resnet"))
+    pretrained = source.get_weights()
+    config = replace(FAST, hidden_units=(16,), epochs=3, image_shape=(8, 8))
+    errors = {}
+    for freeze in ("body", "none"):
+        model, frozen = transfer.fine_tune(source, config, X[:300], Y[:300], 10, freeze=freeze)
+        assert frozen == (freeze == "body")
+        assert [layer.name for layer in model.layers[-4:]] == ["pool", "dense_0", "relu_0", "softmax"]
+        assert model.output_shape == (None, 10)
+        backbone = model.get_layer(source.name)
+        moved = [not np.array_equal(a, b) for a, b in zip(backbone.get_weights(), pretrained, strict=True)]
+        # Frozen: the backbone (batch-norm statistics included) keeps the preset's weights, the head trains.
+        assert not any(moved) if frozen else any(moved)
+        assert len(model.trainable_weights) == (4 if frozen else 4 + len(backbone.trainable_weights))
+        errors[freeze] = float(np.mean(np.argmax(model.predict(X[1200:], verbose=0), -1) != Y[1200:]))
+    assert errors["none"] < 0.7 and errors["body"] < 0.9, errors  # chance is 0.9
+    assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), pretrained, strict=True))
+    shapes = r"takes inputs of shape \[8, 8, 1\] per example, but the target data has \[4, 16, 1\]"
+    with pytest.raises(ValueError, match=shapes):
+        transfer.fine_tune(source, replace(config, image_shape=(4, 16)), X[:50], Y[:50], 10)
+    with pytest.raises(ValueError, match=r"no image shape \(set data.image_shape\)"):
+        transfer.fine_tune(source, replace(config, image_shape=None), X[:50], Y[:50], 10)
+
+
+def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_path, monkeypatch):
+    from keras_hub.src.utils import preset_utils
+
+    def no_download(preset, path):
+        raise AssertionError(f"keras-hub was asked for {path} of {preset}")
+
+    monkeypatch.setattr(preset_utils, "get_file", no_download)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"'resnet_18_imagenet' is not a local keras-hub preset directory"):
+        transfer.load_preset("resnet_18_imagenet")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"config.json, metadata.json, model.weights.h5 missing"):
+        transfer.load_preset(tmp_path / "empty")
+    preset = tiny_preset(tmp_path / "resnet")
+    (preset / "model.weights.h5").unlink()
+    missing = f"'{preset}' is not a keras-hub preset directory: model.weights.h5 missing"
+    with pytest.raises(ValueError, match=re.escape(missing)):
+        transfer.load_preset(preset)
+
+
+def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tmp_path, monkeypatch):
+    from pipelines.compare import source_model
+    from pipelines.errors import UserError
+    from pipelines.params import CompareParams, load_params
+
+    params = load_params()
+    preset = tiny_preset(tmp_path / "resnet")
+
+    def named(source):
+        compare = params.compare.model_copy(update={"transfer_source": source})
+        return params.model_copy(update={"compare": compare})
+
+    assert transfer.is_backbone(source_model(named(str(preset)), X[:0], Y[:0], 10))
+    monkeypatch.chdir(tmp_path)
+    refused = r"no model at resnet_18_imagenet \(.*preset names are not downloaded"
+    with pytest.raises(UserError, match=refused):
+        source_model(named("resnet_18_imagenet"), X[:0], Y[:0], 10)
+    with pytest.raises(UserError, match=r"'\.' is not a keras-hub preset directory"):
+        source_model(named("."), X[:0], Y[:0], 10)
+    with pytest.raises(ValueError, match="is a download handle"):
+        CompareParams(transfer_source="hf://keras/resnet_18_imagenet")

@@ -72,6 +72,8 @@ def test_the_text_family_learns_its_vocabulary_on_train_and_takes_raw_strings(tm
     vocabulary = model.get_layer("wordpiece").get_vocabulary()
     assert "good" in vocabulary and "unseen" not in vocabulary
     assert predict_probabilities(model, np.array(["an unseen review"], dtype=object)).shape == (1, 2)
+    # The feed-forward block alone: two 8x16 kernels at each of the 8 token positions.
+    assert count_flops(model) >= 8 * 2 * (2 * 8 * 16)
     round_trip(model, TEXTS[:4], tmp_path)
 
 

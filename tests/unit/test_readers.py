@@ -71,6 +71,32 @@ def test_bad_images_can_be_skipped_with_a_warning(tmp_path, caplog):
     assert "skipped 1 image(s) that do not decode: cat/1.png" in caplog.text
 
 
+def test_the_one_decoder_names_the_file_and_what_is_wrong(tmp_path):
+    from components.images import BadImage, class_numbers, decode
+
+    root = image_folder(tmp_path / "images", shape=(4, 6))
+    assert decode(root / "dog/2.png", (4, 6)).tolist() == pytest.approx([52 / 255] * 24)
+    assert decode(root / "dog/2.png", (4, 6, 3)).shape == (72,)
+    with pytest.raises(BadImage, match=r"dog/2\.png: 4x6 pixels, expected 6x4 \(height x width\)") as raised:
+        decode(root / "dog/2.png", (6, 4))
+    assert raised.value.size == (4, 6)
+    (root / "cat/1.png").write_bytes(b"not a png")
+    with pytest.raises(BadImage, match=r"cat/1\.png: not an image format Pillow reads") as raised:
+        decode(root / "cat/1.png", (4, 6))
+    assert raised.value.size is None
+    assert class_numbers(["dog", "cat", "dog"]) == {"cat": 0, "dog": 1}
+    assert class_numbers(["10", "2"]) == {"2": 2, "10": 10}
+
+
+def test_reading_images_does_not_import_keras():
+    import subprocess
+    import sys
+
+    code = "import sys, pipelines.readers; print('keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_colour_images_keep_their_three_channels(tmp_path):
     frame = read_dataset(image_folder(tmp_path / "images"), folder_params(image_shape=(4, 6, 3)))
     assert frame.shape == (6, 2 + 4 * 6 * 3) and list(frame.columns[2:5]) == [
