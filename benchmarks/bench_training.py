@@ -75,7 +75,10 @@ def throughput(repeats: int, rows: int, epochs: int, overrides: dict) -> None:
     from pipelines.params import load_params
 
     os.chdir(ROOT)
+    filters = overrides.pop("filters", None)
     config = replace(load_params().train, epochs=epochs, **overrides)
+    if filters:
+        config = replace(config, cnn=replace(config.cnn, filters=filters))
     features = int(np.prod(config.image_shape)) if config.image_shape else 64
     x, y = data(rows, features)
     steps = -(-rows // config.batch_size)
@@ -158,7 +161,8 @@ MEMORY_CHILD = """
 import json, resource, sys, time
 from dataclasses import replace
 sys.path.insert(0, {root!r})
-from components.inputs import FolderListing, ImageFolder
+from components.images import FolderListing
+from components.inputs import ImageFolder
 from components.training import TrainConfig, train
 folder, train_it = sys.argv[1], sys.argv[2] == "train"
 config = TrainConfig(image_shape=(32, 32, 3), epochs=1)
@@ -230,9 +234,7 @@ def main() -> None:
     if args.image_shape:
         overrides["image_shape"] = tuple(args.image_shape)
     if args.filters:
-        from components.models import CnnConfig
-
-        overrides["cnn"] = CnnConfig(filters=tuple(args.filters))
+        overrides["filters"] = tuple(args.filters)
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     throughput(args.repeats, args.rows, args.epochs, overrides)

@@ -3,7 +3,7 @@
 # the throughput benchmark on the default digits CNN and on a CNN big enough to occupy the GPU, then the
 # model tests (each family, every knob, mixed precision) on the GPU. Wheels for what the machine lacks
 # (keras, keras-hub, pydantic, ...) in .whl/, when given. Logs go to $OUT (default: ./gpu-logs).
-set -uo pipefail
+set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-logs}
 mkdir -p "$OUT"

@@ -6,7 +6,7 @@ PyDataset: any backend). `MixedBatches` mixes pairs of training images and their
 (MixUp or CutMix), which needs the labels, so it cannot be a layer of the model.
 
 Imports Keras (and so the backend) at once: only the training path imports this module. The decoder and
-the folder listing live in `components.images`, which does not, and are importable from here too.
+the folder listing live in `components.images`, which does not.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import keras
 import numpy as np
 
 from components.images import FolderListing, decode
-
-__all__ = ["FolderListing", "ImageFolder", "MixedBatches", "decode"]
 
 
 class ImageFolder(keras.utils.PyDataset):

@@ -171,8 +171,11 @@ def build_model(
 
     kind = data_kind(x_train, config.image_shape)
     family = resolve_family(config, kind)
-    if backbone is not None and kind != "image":
-        raise ValueError(f"an image backbone needs image data (data.image_shape), got {kind} data")
+    if backbone is not None and (kind != "image" or family == "mlp"):
+        raise ValueError(
+            f"an image backbone needs image data (data.image_shape) and an image family (train.family auto, "
+            f"cnn or resnet), got {kind} data and {family!r}"
+        )
     if kind == "text":
         inputs, x = _text_body(config, x_train)
     else:

@@ -127,22 +127,31 @@ def error_gallery_figure(images: np.ndarray, captions: Sequence[str], columns: i
     return figure
 
 
-def error_table_figure(rows: Sequence[Mapping[str, Any]], width: float = 10.0) -> Figure:
+def error_table_figure(
+    rows: Sequence[Mapping[str, Any]], width: float = 10.0, empty: str = "no dev errors to show"
+) -> Figure:
     """The worst dev errors of data that are not images, as a table to look at: one row per error with its
-    keys as columns (e.g. id, label, predicted, tags, and the text cut to fit)."""
+    keys as columns (e.g. id, label, predicted, tags, and the text cut to fit); `empty` when there are
+    none."""
     figure = _figure(width, 0.4 + 0.22 * max(len(rows), 1))
     ax = figure.subplots()
     ax.set_axis_off()
     if not rows:
-        ax.text(0.5, 0.5, "no dev errors to show", ha="center", va="center")
+        ax.text(0.5, 0.5, empty, ha="center", va="center")
         return figure
     columns = list(rows[0])
-    cells = [[_cut(str(row[column]), 90 if column == "text" else 40) for column in columns] for row in rows]
+    cells = [
+        [_cut(_shown(row[column]), 90 if column == "text" else 40) for column in columns] for row in rows
+    ]
     table = ax.table(cellText=cells, colLabels=columns, loc="upper center", cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.auto_set_column_width(list(range(len(columns))))
     return figure
+
+
+def _shown(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _cut(text: str, limit: int) -> str:

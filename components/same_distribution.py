@@ -55,11 +55,15 @@ def text_vectors(groups: Sequence[Sequence[str]], dims: int = 32, seed: int = 0)
 
     texts = [str(text) for group in groups for text in group]
     tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, max_features=20_000)
-    counts = tfidf.fit_transform(texts)
-    k = min(dims, counts.shape[1] - 1, len(texts) - 1)
-    reduced = TruncatedSVD(k, random_state=seed).fit_transform(counts) if k >= 1 else counts.toarray()
     lengths = np.log1p([len(text.split()) for text in texts])[:, None]
-    x = np.hstack([reduced, lengths])
+    try:
+        counts = tfidf.fit_transform(texts)
+    except ValueError:  # no n-gram at all (every text empty): the lengths are all there is to compare
+        x = lengths
+    else:
+        k = min(dims, counts.shape[1] - 1, len(texts) - 1)
+        reduced = TruncatedSVD(k, random_state=seed).fit_transform(counts) if k >= 1 else counts.toarray()
+        x = np.hstack([reduced, lengths])
     bounds = np.cumsum([0] + [len(group) for group in groups])
     return [x[a:b] for a, b in itertools.pairwise(bounds)]
 

@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,7 +53,11 @@ def load_preset(directory: str | Path) -> keras.Model:
             f"transfer source {str(directory)!r} is not a keras-hub preset directory: {', '.join(missing)} "
             "missing (backbone.save_to_preset(folder) writes config.json, metadata.json and model.weights.h5)"
         )
-    if "registered_name" not in json.loads((path / "config.json").read_text(encoding="utf-8")):
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"transfer source {str(directory)!r}: config.json is not JSON ({error})") from None
+    if not isinstance(config, dict) or "registered_name" not in config:
         raise ValueError(
             f"transfer source {str(directory)!r}: config.json is not a keras-hub backbone's "
             "(backbone.save_to_preset(folder) writes one)"
@@ -61,11 +66,16 @@ def load_preset(directory: str | Path) -> keras.Model:
 
     # An absolute path: keras-hub looks a bare name up among its built-in presets (and downloads those)
     # before it treats it as a local directory.
-    backbone = keras_hub.models.Backbone.from_preset(str(path.resolve()))
-    if len(backbone.inputs) != 1 or len(backbone.inputs[0].shape) != 4:
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(str(path.resolve()))
+    except (OSError, TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"transfer source {str(directory)!r}: keras-hub cannot load it ({error})") from None
+    one_image = len(backbone.inputs) == 1 and len(backbone.inputs[0].shape) == 4
+    if not one_image or len(backbone.outputs) != 1 or len(backbone.outputs[0].shape) != 4:
         raise ValueError(
             f"transfer source {str(directory)!r} holds a {type(backbone).__name__}, which does not take "
-            "images (one (height, width, channels) input): only image backbones are supported"
+            "images into feature maps (one (height, width, channels) input, one 4-D output): only such image "
+            "backbones are supported"
         )
     return backbone
 
@@ -150,7 +160,8 @@ def fine_tune(
     small_target: int = 1000,
     validation: tuple[Any, np.ndarray] | None = None,
 ) -> tuple[keras.Model, bool]:
-    """A copy of source with its output layer replaced, trained on the target (x_target, y_target (n,)).
+    """A copy of source with its output layer replaced (a keras-hub backbone: with the project's whole
+    head attached), trained on the target (x_target, y_target (n,)).
 
     freeze: body (train the new output layer only), none (every layer), or auto: the body frozen when the
     target has fewer than `small_target` examples. Returns the model and whether the body was frozen.
@@ -200,8 +211,9 @@ def compare_transfer(
 ) -> list[TransferPoint]:
     """At each size, the first `size` target training examples (a fixed random order) trained from scratch
     and fine-tuned from source, both for config.epochs or `min_steps` optimizer steps if that is more;
-    both scored on target_dev."""
-    from components.training import predict_classes, train, with_min_steps
+    both scored on target_dev. Scratch is the configured family, or for a keras-hub backbone the same
+    backbone freshly initialized under the same head, so that only the pre-training differs."""
+    from components.training import fit_new, predict_classes, train, with_min_steps
 
     x, y = target_train
     order = np.random.default_rng(config.seed).permutation(len(y))
@@ -212,7 +224,11 @@ def compare_transfer(
             raise ValueError(f"target size {size} is not in 1..{len(y)} (the target's training examples)")
         x_size, y_size = x[order[:size]], y[order[:size]]
         sized = with_min_steps(config, size, min_steps)
-        scratch, _ = train(sized, x_size, y_size, n_classes)
+        if is_backbone(source):
+            fresh = type(source).from_config(source.get_config())
+            scratch, _ = fit_new(sized, partial(attach_head, fresh, sized, x_size, n_classes), x_size, y_size)
+        else:
+            scratch, _ = train(sized, x_size, y_size, n_classes)
         tuned, frozen = fine_tune(source, sized, x_size, y_size, n_classes, freeze, small_target)
         points.append(
             TransferPoint(

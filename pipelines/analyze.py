@@ -32,6 +32,8 @@ from pipelines.evaluate import load_model
 from pipelines.params import Params
 from pipelines.tables import as_images, read_splits
 
+TEXT_SHOWN = 300  # characters of a text kept in metrics/analyze.json and the report
+
 
 def dev_tags(
     params: Params, dev: pd.DataFrame, x_dev: np.ndarray, x_train: np.ndarray, probabilities: np.ndarray
@@ -167,12 +169,12 @@ def analyze_flow(params: Params) -> dict:
             "label": int(y_dev[i]),
             "predicted": int(probabilities["dev"][i].argmax()),
             "p_label": round(float(probabilities["dev"][i, y_dev[i]]), 3),
-            "tags": ", ".join(flags.columns[flags.iloc[i].to_numpy()]),
-            **({"text": str(arrays["dev"][0][i])} if data.text_column else {}),
+            "tags": list(flags.columns[flags.iloc[i].to_numpy()]),
+            **({"text": str(arrays["dev"][0][i])[:TEXT_SHOWN]} if data.text_column else {}),
         }
         for i in worst
     ]
-    _gallery(params, arrays["dev"][0][worst], worst_rows)
+    _gallery(params, arrays["dev"][0][worst], worst_rows, errors=int(wrong.sum()))
     errors = int(wrong.sum())
     payload = {
         "dev_size": len(dev),
@@ -207,17 +209,16 @@ def analyze_flow(params: Params) -> dict:
     return payload
 
 
-def _gallery(params: Params, x_worst: np.ndarray, worst: list[dict]) -> None:
+def _gallery(params: Params, x_worst: np.ndarray, worst: list[dict], errors: int) -> None:
     """The worst dev errors to look at: an image grid (true -> predicted and two tags under each) for
-    images, else a table (id, labels, tags, and the text for text data)."""
-    if params.data.image_shape:
-        captions = [
-            f"{row['label']} -> {row['predicted']}\n" + ", ".join(row["tags"].split(", ")[:2])
-            for row in worst
-        ]
+    images, else a table (id, labels, tags, and the text for text data). Always written (a DVC output),
+    saying why when it is empty."""
+    if worst and params.data.image_shape:
+        captions = [f"{row['label']} -> {row['predicted']}\n" + ", ".join(row["tags"][:2]) for row in worst]
         figure = error_gallery_figure(as_images(x_worst, params.data), captions)
     else:
-        figure = error_table_figure(worst)
+        off = "no gallery (params.yaml analyze.gallery: 0)" if errors else "no dev errors to show"
+        figure = error_table_figure(worst, empty=off)
     with atomic_output(ERROR_GALLERY) as tmp:
         tmp.write_bytes(png_bytes(figure))
 

@@ -82,7 +82,7 @@ def read_keys(path: Path, data: DataParams) -> Keys:
             "stable unique id, e.g. add one to your file with `df['id'] = df.index.astype(str)`"
         )
     keys = [c for c in (data.id_column, data.label_column, data.source_column) if c]
-    missing = [c for c in keys if c not in columns]
+    missing = [c for c in (*keys, data.text_column) if c and c not in columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {missing} named in params.yaml data.*")
     table = pq.read_table(path, columns=keys)

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines import artifacts
 from pipelines.contract import write_contract
+from pipelines.errors import UserError
 from pipelines.orchestration import run_stage
 from pipelines.params import load_params
 from tests.conftest import FAST_PARAMS, copy_project, enter, write_params
@@ -105,3 +106,13 @@ def test_text_trains_the_transformer_and_is_analyzed_with_text_tags(analyzed, mo
     assert worst and {"id", "label", "predicted", "p_label", "tags", "text"} <= set(worst[0])
     assert worst[0]["p_label"] == min(row["p_label"] for row in worst)
     assert artifacts.ERROR_GALLERY.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_misnamed_text_column_is_named_at_the_split(analyzed, monkeypatch):
+    enter(analyzed, monkeypatch)
+    write_params(analyzed, {"data": {"text_column": "body"}})
+    try:
+        with pytest.raises(UserError, match=r"missing column\(s\) \['body'\] named in params.yaml data"):
+            run_stage("split", load_params())
+    finally:
+        write_params(analyzed, {"data": {"text_column": "text"}})

@@ -190,6 +190,19 @@ def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tm
         transfer.fine_tune(source, replace(config, image_shape=(4, 16)), X[:50], Y[:50], 10)
     with pytest.raises(ValueError, match=r"no image shape \(set data.image_shape\)"):
         transfer.fine_tune(source, replace(config, image_shape=None), X[:50], Y[:50], 10)
+    with pytest.raises(ValueError, match=r"an image family \(train.family auto, cnn or resnet\), .* 'mlp'"):
+        transfer.fine_tune(source, replace(config, family="mlp"), X[:50], Y[:50], 10)
+    # Scratch is the same backbone, freshly initialized, under the same head: only pre-training differs.
+    (point,) = transfer.compare_transfer(
+        source,
+        replace(config, epochs=1),
+        (X[:60], Y[:60]),
+        (X[1200:1300], Y[1200:1300]),
+        10,
+        [60],
+        min_steps=4,
+    )
+    assert 0 <= point.scratch_error <= 1 and 0 <= point.transfer_error <= 1
 
 
 def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from components.inputs import FolderListing, ImageFolder
+from components.images import FolderListing
+from components.inputs import ImageFolder
 from components.models import AugmentConfig, CnnConfig, ResNetConfig, TextConfig, build_model, count_flops
 from components.training import TrainConfig, predict_probabilities, train
 
