@@ -121,7 +121,7 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     frames = {
         name: pd.read_parquet(project / "data" / "splits" / f"{name}.parquet") for name in ("train", "dev")
     }
-    features = feature_columns(frames["train"], params.data)
+    features = feature_columns(frames["train"].columns, params.data)
     (x, y), (x_dev, y_dev) = (xy(frames[name], params.data, features) for name in ("train", "dev"))
     classes = n_classes(params.data, frames["train"], frames["dev"])
     curves: list[list[float]] = []

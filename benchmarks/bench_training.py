@@ -30,9 +30,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from components.training import TrainConfig
 
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}  # dense, per GPU
 
@@ -66,19 +70,14 @@ def epoch_timer():
     return Timer()
 
 
-def throughput(repeats: int, rows: int, epochs: int, overrides: dict) -> None:
+def throughput(config: TrainConfig, repeats: int, rows: int) -> None:
     import keras
     import numpy as np
 
     from components.models import build_model, count_flops
     from components.training import make_optimizer, precision, seed_everything, train, use_xla
-    from pipelines.params import load_params
 
-    os.chdir(ROOT)
-    filters = overrides.pop("filters", None)
-    config = replace(load_params().train, epochs=epochs, **overrides)
-    if filters:
-        config = replace(config, cnn=replace(config.cnn, filters=filters))
+    epochs = config.epochs
     features = int(np.prod(config.image_shape)) if config.image_shape else 64
     x, y = data(rows, features)
     steps = -(-rows // config.batch_size)
@@ -217,6 +216,21 @@ def memory(images: int) -> None:
         print(f"{'(the images as one float32 array would take)':52}{whole:10,.0f} MB")
 
 
+def trained_config(args: argparse.Namespace) -> TrainConfig:
+    """The default params' train config, with the command line's epochs, image shape, filters and batch."""
+    from pipelines.params import load_params
+
+    os.chdir(ROOT)
+    config = replace(load_params().train, epochs=args.epochs)
+    if args.image_shape:
+        config = replace(config, image_shape=tuple(args.image_shape))
+    if args.filters:
+        config = replace(config, cnn=replace(config.cnn, filters=tuple(args.filters)))
+    if args.batch_size:
+        config = replace(config, batch_size=args.batch_size)
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -230,14 +244,7 @@ def main() -> None:
     parser.add_argument("--filters", type=int, nargs="+", help="the CNN's filters per block")
     parser.add_argument("--batch-size", type=int)
     args = parser.parse_args()
-    overrides: dict = {}
-    if args.image_shape:
-        overrides["image_shape"] = tuple(args.image_shape)
-    if args.filters:
-        overrides["filters"] = tuple(args.filters)
-    if args.batch_size:
-        overrides["batch_size"] = args.batch_size
-    throughput(args.repeats, args.rows, args.epochs, overrides)
+    throughput(trained_config(args), args.repeats, args.rows)
     if not args.skip_memory:
         memory(args.images)
 

@@ -23,9 +23,6 @@ class BadImage(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason, self.size = Path(path), reason, size
 
-    def __reduce__(self) -> tuple[type, tuple[Path, str, tuple[int, int] | None]]:
-        return type(self), (self.path, self.reason, self.size)
-
 
 def decode(path: Path, image_shape: tuple[int, ...]) -> np.ndarray:
     """One image as (h * w * c,) float32 in [0, 1], channels last: gray for image_shape [h, w] (or

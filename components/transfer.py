@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from components.models import build_model, channels_last, output_layer
+
 if TYPE_CHECKING:
     import keras
 
@@ -86,20 +88,9 @@ def is_backbone(source: keras.Model) -> bool:
     return hub is not None and isinstance(source, hub.models.Backbone)
 
 
-def attach_head(backbone: keras.Model, config: TrainConfig, x_target: Any, n_classes: int) -> keras.Model:
-    """The image family of components/models.py with `backbone` as its body: rows of pixels reshaped to
-    config.image_shape (augmented as configured), normalized per channel on x_target, the backbone, global
-    average pooling, then the project's head (`hidden_units` layers) and a new softmax over n_classes."""
-    from components.models import build_model
-
-    return build_model(config, np.asarray(x_target), n_classes, backbone=backbone)
-
-
 def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> keras.Model:
     """source's body (everything up to its output layer) under a new, randomly initialized softmax."""
     import keras
-
-    from components.models import output_layer
 
     outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(source.layers[-1].input)
     return keras.Model(source.input, outputs, name=f"{source.name}_transfer")
@@ -120,8 +111,6 @@ def check_inputs(source: keras.Model, x_target: Any, image_shape: tuple[int, ...
     """The source model must take the target's inputs: same features per example, or for a keras-hub
     backbone the same (height, width, channels) as the target's image_shape (None in the backbone's shape
     takes any size)."""
-    from components.models import channels_last
-
     expected = tuple(source.inputs[0].shape[1:])
     got = tuple(np.asarray(x_target).shape[1:])
     if is_backbone(source):
@@ -130,13 +119,7 @@ def check_inputs(source: keras.Model, x_target: Any, image_shape: tuple[int, ...
                 f"the transfer source is a keras-hub backbone that takes images of shape {list(expected)}, "
                 f"but the target data has rows of {list(got)} and no image shape (set data.image_shape)"
             )
-        rows = got
-        got = channels_last(image_shape)
-        if rows != (int(np.prod(got)),):
-            raise ValueError(
-                f"image_shape {list(image_shape)} holds {int(np.prod(got))} pixels, but the target data "
-                f"has rows of {list(rows)}"
-            )
+        got = channels_last(image_shape)  # whether the rows hold that many pixels: build_model says
         matches = len(expected) == len(got) and all(
             e is None or e == g for e, g in zip(expected, got, strict=True)
         )
@@ -165,7 +148,8 @@ def fine_tune(
 
     freeze: body (train the new output layer only), none (every layer), or auto: the body frozen when the
     target has fewer than `small_target` examples. Returns the model and whether the body was frozen.
-    A keras-hub backbone (`load_preset`) gets the project's head (`attach_head`); its body is the backbone.
+    A keras-hub backbone (`load_preset`) gets the project's head
+    (`build_model(backbone=...)`); its body is the backbone.
     """
     from components.training import fit_new
 
@@ -175,7 +159,7 @@ def fine_tune(
     def build() -> keras.Model:
         if is_backbone(source):
             backbone = copy_of(source)
-            model, body = attach_head(backbone, config, x_target, n_classes), [backbone]
+            model, body = build_model(config, np.asarray(x_target), n_classes, backbone=backbone), [backbone]
         else:
             model = replace_head(copy_of(source), n_classes, config.seed)
             body = model.layers[:-1]
@@ -226,7 +210,8 @@ def compare_transfer(
         sized = with_min_steps(config, size, min_steps)
         if is_backbone(source):
             fresh = type(source).from_config(source.get_config())
-            scratch, _ = fit_new(sized, partial(attach_head, fresh, sized, x_size, n_classes), x_size, y_size)
+            build = partial(build_model, sized, x_size, n_classes, backbone=fresh)
+            scratch, _ = fit_new(sized, build, x_size, y_size)
         else:
             scratch, _ = train(sized, x_size, y_size, n_classes)
         tuned, frozen = fine_tune(source, sized, x_size, y_size, n_classes, freeze, small_target)

@@ -174,8 +174,8 @@ def analyze_flow(params: Params) -> dict:
         }
         for i in worst
     ]
-    _gallery(params, arrays["dev"][0][worst], worst_rows, errors=int(wrong.sum()))
     errors = int(wrong.sum())
+    _gallery(params, arrays["dev"][0][worst], worst_rows, errors)
     payload = {
         "dev_size": len(dev),
         "dev_errors": errors,

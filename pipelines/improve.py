@@ -62,7 +62,7 @@ class Trainer:
         if setup.synthesis is None:
             return self.arrays
         if setup.synthesis not in self.synthesized:
-            features = feature_columns(self.frames["train"], self.params.data)
+            features = feature_columns(self.frames["train"].columns, self.params.data)
             if self.synthesizer is None:
                 self.synthesizer = synthesize.Synthesizer(self.params, self.frames, features)
             made, _ = self.synthesizer(self.frames, setup.synthesis.strength, setup.synthesis.mode)

@@ -37,7 +37,7 @@ from pipelines.artifacts import (
 )
 from pipelines.errors import UserError
 from pipelines.params import DataParams, Params
-from pipelines.tables import key_columns
+from pipelines.tables import feature_columns
 
 BATCH_ROWS = 65_536
 FINGERPRINT_KEY = b"mlstrategy.split_policy"
@@ -103,8 +103,7 @@ def read_keys(path: Path, data: DataParams) -> Keys:
             )
         sources = column.dictionary_encode().to_pandas()  # categorical: one byte or two per example
     labels = table[data.label_column].to_numpy(zero_copy_only=False).astype(np.int64)
-    features = [data.text_column] if data.text_column else [c for c in columns if c not in key_columns(data)]
-    return Keys(ids=ids, labels=labels, sources=sources, features=features)
+    return Keys(ids=ids, labels=labels, sources=sources, features=feature_columns(columns, data))
 
 
 def previous_codes(ids: pa.ChunkedArray, fingerprint: str) -> tuple[np.ndarray, bool]:
@@ -180,7 +179,7 @@ def as_numbers(samples: dict[int, pd.DataFrame], data: DataParams) -> dict[int, 
     if not data.text_column:
         return {code: frame.to_numpy(np.float64) for code, frame in samples.items()}
     codes = list(samples)
-    texts = [samples[code][data.text_column].astype(str).tolist() for code in codes]
+    texts = [samples[code][data.text_column].tolist() for code in codes]
     return dict(zip(codes, same_distribution.text_vectors(texts, seed=0), strict=True))
 
 

@@ -175,7 +175,7 @@ def synthesize_flow(params: Params) -> dict:
         logger.info("off (params.yaml synthesize.enabled); train and train_dev are the split's")
         return {"enabled": False}
     frames, arrays = read_splits(data, ("train", "train_dev", "dev"), synthesized=False)
-    features = feature_columns(frames["train"], data)
+    features = feature_columns(frames["train"].columns, data)
     synthesizer = Synthesizer(params, frames, features)
     made, guard = synthesizer(frames, options.strength, options.mode)
     warning = guard.warning(options.max_repeated_share)

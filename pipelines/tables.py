@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -16,16 +18,16 @@ def key_columns(data: DataParams) -> list[str]:
     return [c for c in named if c] + list(data.annotator_columns) + list(data.tag_columns)
 
 
-def feature_columns(frame: pd.DataFrame, data: DataParams) -> list[str]:
-    """The text column for text data; else every column but the id, source and label columns, in file
-    order."""
+def feature_columns(columns: Sequence[str], data: DataParams) -> list[str]:
+    """Of a table's `columns`: the text column for text data; else every column but the id, source and
+    label columns, in file order."""
     if data.text_column:
-        if data.text_column not in frame.columns:
+        if data.text_column not in columns:
             raise UserError(f"params.yaml data.text_column {data.text_column!r} is not a column of the data")
         return [data.text_column]
-    features = [c for c in frame.columns if c not in key_columns(data)]
+    features = [c for c in columns if c not in key_columns(data)]
     if not features:
-        raise UserError(f"no feature columns: the table has only {list(frame.columns)}")
+        raise UserError(f"no feature columns: the table has only {list(columns)}")
     return features
 
 
@@ -52,7 +54,7 @@ def read_splits(
     (x, y) arrays of those that are not empty (a pipeline may have no train_dev or test). With
     `synthesized`, train and train_dev are the synthesize stage's when it made them."""
     frames = {name: read_frame(split_path(name, synthesized), "split") for name in names}
-    features = feature_columns(frames["train"], data)
+    features = feature_columns(frames["train"].columns, data)
     return frames, {name: xy(frame, data, features) for name, frame in frames.items() if len(frame)}
 
 

@@ -42,7 +42,7 @@ def contract_for(frame: pd.DataFrame, params: Params, contract_file: Path = CONT
     data = params.data
     rules, extra_columns = load_contract(contract_file)
     # Columns the contract does not name are features only where it allows them (else: violations).
-    features = [c for c in feature_columns(frame, data) if extra_columns or c in rules]
+    features = [c for c in feature_columns(frame.columns, data) if extra_columns or c in rules]
     return DataContract(
         id_column=data.id_column,
         label_column=data.label_column,

@@ -167,7 +167,7 @@ def tiny_preset(folder, image_shape=(8, 8, 1)):
     return folder
 
 
-def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tmp_path):
+def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tmp_path, monkeypatch):
     source = transfer.load_preset(tiny_preset(tmp_path / "resnet"))
     pretrained = source.get_weights()
     config = replace(FAST, hidden_units=(16,), epochs=3, image_shape=(8, 8))
@@ -193,6 +193,17 @@ def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tm
     with pytest.raises(ValueError, match=r"an image family \(train.family auto, cnn or resnet\), .* 'mlp'"):
         transfer.fine_tune(source, replace(config, family="mlp"), X[:50], Y[:50], 10)
     # Scratch is the same backbone, freshly initialized, under the same head: only pre-training differs.
+    from components import training
+
+    built = []
+
+    def recorded(config, build, *args, **kwargs):
+        model, history = real_fit_new(config, build, *args, **kwargs)
+        built.append(model)
+        return model, history
+
+    real_fit_new = training.fit_new
+    monkeypatch.setattr(training, "fit_new", recorded)
     (point,) = transfer.compare_transfer(
         source,
         replace(config, epochs=1),
@@ -203,6 +214,9 @@ def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tm
         min_steps=4,
     )
     assert 0 <= point.scratch_error <= 1 and 0 <= point.transfer_error <= 1
+    scratch, tuned = built
+    assert scratch.count_params() == tuned.count_params()
+    assert [type(layer) for layer in scratch.layers] == [type(layer) for layer in tuned.layers]
 
 
 def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_path, monkeypatch):

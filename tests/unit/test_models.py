@@ -75,6 +75,12 @@ def test_the_text_family_learns_its_vocabulary_on_train_and_takes_raw_strings(tm
     assert predict_probabilities(model, np.array(["an unseen review"], dtype=object)).shape == (1, 2)
     # The feed-forward block alone: two 8x16 kernels at each of the 8 token positions.
     assert count_flops(model) >= 8 * 2 * (2 * 8 * 16)
+    # Per token: the encoder's FLOPs grow by the same amount with each 8 more tokens; the head's do not.
+    flops = [
+        count_flops(build_model(replace(config, text=replace(config.text, sequence_length=n)), TEXTS, 2))
+        for n in (8, 16, 24)
+    ]
+    assert flops[2] - flops[1] == flops[1] - flops[0] > 0 and flops[0] == count_flops(model)
     round_trip(model, TEXTS[:4], tmp_path)
 
 

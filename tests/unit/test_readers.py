@@ -93,8 +93,9 @@ def test_reading_images_does_not_import_keras():
     import sys
 
     code = "import sys, pipelines.readers; print('keras' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
 
 
 def test_colour_images_keep_their_three_channels(tmp_path):
