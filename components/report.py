@@ -159,7 +159,8 @@ def _cut(text: str, limit: int) -> str:
 
 
 def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str], metric: str) -> Figure:
-    """Left: the dev metric of each trial against its learning rate (log axis), pruned trials hollow.
+    """Left: the dev metric of each trial against its learning rate (log axis), trials stopped early
+    (pruned, or screened in a coarse round) hollow.
     Right: parallel coordinates, one line per trial across every searched hyperparameter (each axis
     scaled to its own range; learning rate on its log), coloured by the dev metric.
     trials: rows with `learning_rate` (optional), `dev_metric`, `state` and one key per parameter."""
@@ -171,11 +172,13 @@ def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str],
     values = np.array([float(t["dev_metric"]) for t in trials])
     # Colour by rank: one hopeless pruned trial would otherwise wash out the differences that matter.
     norm = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
-    pruned = np.array([t["state"] == "pruned" for t in trials])
+    pruned = np.array([t["state"] != "complete" for t in trials])
     if trials and "learning_rate" in trials[0]:
         lr = np.array([float(t["learning_rate"]) for t in trials])
         lr_ax.scatter(lr[~pruned], values[~pruned], color="#3b6ea8", label="finished")
-        lr_ax.scatter(lr[pruned], values[pruned], facecolors="none", edgecolors="#9aa5b1", label="pruned")
+        lr_ax.scatter(
+            lr[pruned], values[pruned], facecolors="none", edgecolors="#9aa5b1", label="stopped early"
+        )
         lr_ax.set_xscale("log")
         lr_ax.xaxis.set_minor_formatter(NullFormatter())
         lr_ax.legend(fontsize=8)

@@ -8,7 +8,7 @@ impossible value stops the stage with one message naming the key, before any wor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,7 +26,7 @@ from components.diagnosis import check_fraction
 from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES, check_metric
 from components.human_level import bayes_proxy
 from components.models import DEFAULT_FAMILY, FAMILY_KINDS
-from components.sweep import DEFAULT_SPACE, SearchSpace
+from components.sweep import DEFAULT_SPACE, SearchSpace, first_rung
 from components.train_dev import SplitPolicy
 from components.training import TrainConfig
 from pipelines.errors import UserError
@@ -208,6 +208,7 @@ class SweepParams(_Section):
     dask_address: str | None = None
     pruner: Literal["auto", "halving", "median", "none"] = "auto"
     epochs: int | None = Field(None, ge=1)
+    coarse_epochs: Annotated[int, Field(ge=1)] | Literal["auto"] | None = "auto"
     focus: int = Field(4, ge=1, le=4)
     seed: int = 0
     storage: str | None = None
@@ -219,6 +220,15 @@ class SweepParams(_Section):
         if self.pruner != "auto":
             return self.pruner
         return "halving" if self.mode == "caviar" else "none"
+
+    def screen_epochs(self, epochs: int) -> int | None:
+        """Epochs of each trial of the coarse round when it screens (round 1 of several): `auto` is
+        successive halving's first rung in caviar mode, and no screening for the babysat panda. None:
+        the coarse round trains its trials to `epochs` like the finer rounds."""
+        screen = self.coarse_epochs
+        if screen == "auto":
+            screen = first_rung(epochs) if self.mode == "caviar" else None
+        return screen if self.rounds > 1 and screen is not None and screen < epochs else None
 
     @model_validator(mode="after")
     def _space(self) -> SweepParams:
@@ -296,6 +306,16 @@ class Params(_Section):
                 f"train.family: {self.train.family!r} cannot read {kind} data "
                 f"(it reads {' or '.join(FAMILY_KINDS[self.train.family])}; "
                 f"auto picks {DEFAULT_FAMILY[kind]!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _coarse_round_screens(self) -> Params:
+        epochs = self.sweep.epochs or self.train.epochs
+        if isinstance(self.sweep.coarse_epochs, int) and self.sweep.coarse_epochs >= epochs:
+            raise ValueError(
+                f"sweep.coarse_epochs: {self.sweep.coarse_epochs} must be below the trials' epochs "
+                f"({epochs}, sweep.epochs or train.epochs), or null to train the coarse round fully"
             )
         return self
 

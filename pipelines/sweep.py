@@ -1,6 +1,8 @@
 """Stage `sweep`: a hyperparameter search over `sweep.space` (components.sweep), in rounds from coarse to
-fine, each trial a Prefect task. Locally the trials run in `sweep.workers` processes, each given its share
-of the cores; with `sweep.dask_address` they run on that Dask cluster (prefect-dask).
+fine, each trial a Prefect task. In caviar mode the coarse round screens: its trials train a ninth of the
+epochs (successive halving's first rung), enough to rank them for the next round's box; the finer rounds
+train to the end, hopeless trials pruned. Locally the trials run in `sweep.workers` processes, each given
+its share of the cores; with `sweep.dask_address` they run on that Dask cluster (prefect-dask).
 
 Trials live in an Optuna study (SQLite in sweeps/, or `sweep.storage`), named after everything that defines
 the sweep: a killed sweep started again resumes there, and a finished trial is never run twice. The chosen
@@ -12,7 +14,6 @@ metrics/sweep_trials.csv and models/sweep_best.keras.
 from __future__ import annotations
 
 import functools
-import math
 import multiprocessing
 import os
 import shutil
@@ -81,9 +82,14 @@ def limit_threads(threads: int, slots: Any = None) -> None:
     import pipelines.evaluate  # noqa: F401
 
 
-def trial_config(params: Params, values: dict) -> TrainConfig:
-    """The train config of a trial: the base config with the trial's values, for the sweep's epochs."""
-    return sweep.configure(params.train, {**values, "epochs": params.sweep.epochs or params.train.epochs})
+def trial_epochs(params: Params) -> int:
+    return params.sweep.epochs or params.train.epochs
+
+
+def trial_config(params: Params, values: dict, epochs: int | None = None) -> TrainConfig:
+    """The train config of a trial: the base config with the trial's values, for `epochs` (default: the
+    sweep's)."""
+    return sweep.configure(params.train, {**values, "epochs": epochs or trial_epochs(params)})
 
 
 @functools.lru_cache(maxsize=2)
@@ -100,10 +106,19 @@ def _data(params: Params, root: str) -> tuple[dict, int]:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trial {number}")
-def run_trial(params: Params, root: str, study_name: str, trial_id: int, number: int, values: dict) -> dict:
+def run_trial(
+    params: Params,
+    root: str,
+    study_name: str,
+    trial_id: int,
+    number: int,
+    values: dict,
+    screen: int | None = None,
+) -> dict:
     """Train one trial in this worker, report each epoch's dev metric to the study (which may prune it),
     save its model, and record the outcome in the study itself, so a finished trial survives a crash of
-    the sweep."""
+    the sweep. With `screen` (a coarse round's screening trial) it trains that many epochs, unpruned,
+    and ends as screened: ranked for the next round's box, never chosen."""
     import optuna
     from optuna.trial import TrialState
 
@@ -112,13 +127,15 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     options = params.sweep
     study = _study(params, study_name)
     trial = optuna.trial.Trial(study, trial_id)
-    config = trial_config(params, values)
+    config = trial_config(params, values, screen)
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
     reporting_s = 0.0  # spent talking to the study from inside training
 
     def on_epoch(epoch: int, value: float) -> bool:
         nonlocal reporting_s
-        if options.pruning == "none":  # the curve is kept in the outcome; no round trip per epoch
+        # The curve is kept in the outcome; no round trip per epoch. A screening trial stays out of the
+        # rungs: finer rounds compete among themselves, so one of them always finishes.
+        if options.pruning == "none" or screen:
             return False
         tick = time.perf_counter()
         trial.report(value, epoch)
@@ -134,7 +151,7 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
         config, arrays["train"], arrays["dev"], classes, score, on_epoch, options.mode == "panda", higher
     )
     training_s = time.perf_counter() - training_started
-    if not result.pruned:
+    if not (result.pruned or screen):
         from pipelines.evaluate import trial_measures
 
         path = trial_model(study_name, number)
@@ -146,6 +163,7 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
         "values": values,
         "curve": result.curve,
         "pruned": result.pruned,
+        "screened": bool(screen),
         "epochs": result.epochs,
         "measures": result.measures,
         "training_s": training_s - reporting_s,
@@ -155,7 +173,7 @@ def run_trial(params: Params, root: str, study_name: str, trial_id: int, number:
     }
     outcome["task_s"] = time.perf_counter() - started  # all of it but the tell
     trial.set_user_attr("outcome", outcome)  # one write: each is a round trip to the storage
-    if result.pruned:
+    if result.pruned or screen:
         study.tell(number, state=TrialState.PRUNED)
     else:
         study.tell(number, result.dev_metric)
@@ -185,15 +203,20 @@ def _pruner(params: Params):
     import optuna
 
     options = params.sweep
-    epochs = options.epochs or params.train.epochs
+    epochs = trial_epochs(params)
     if options.pruning == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 5))
     if options.pruning == "halving":
         # Rungs at a ninth and a third of the epochs: the last one saves two thirds of a trial.
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(1, math.ceil(epochs / 9)), reduction_factor=3
+            min_resource=sweep.first_rung(epochs), reduction_factor=3
         )
     return optuna.pruners.NopPruner()
+
+
+def local_workers(params: Params) -> int:
+    """Processes of the local pool: one for the panda, who babysits one model at a time."""
+    return 1 if params.sweep.mode == "panda" else params.sweep.workers
 
 
 def _task_runner(params: Params):
@@ -204,7 +227,7 @@ def _task_runner(params: Params):
         return DaskTaskRunner(address=options.dask_address)
     from prefect.task_runners import ProcessPoolTaskRunner
 
-    workers = 1 if options.mode == "panda" else options.workers
+    workers = local_workers(params)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // workers)
     slots = multiprocessing.get_context("spawn").Value("i", 0)  # Prefect's pool spawns its workers
@@ -256,9 +279,9 @@ def _finished(study, round_number: int | None = None) -> list:
 
 def _box(study, space: sweep.SearchSpace, round_number: int, params: Params) -> sweep.SearchSpace:
     """Round 1 samples the whole space; each later round the box around the best `zoom` share of the
-    trials so far, by their last dev metric (a pruned trial's too: one stopped late may be the better
-    configuration, and one stopped early rarely scores high). Stored in the study, so a resumed round
-    samples the same box."""
+    trials so far, by their last dev metric (a pruned or screened trial's too: one stopped late may be
+    the better configuration, one stopped early rarely scores high, and a screening round's trials all
+    stop at the same epoch). Stored in the study, so a resumed round samples the same box."""
     key = f"box_{round_number}"
     if key in study.user_attrs:
         return sweep.SearchSpace.from_params(study.user_attrs[key])
@@ -290,9 +313,11 @@ def sweep_flow(params: Params) -> dict:
     n_train = pq.ParquetFile(split_path("train")).metadata.num_rows
     started = time.perf_counter()
     rounds = []
+    screen_epochs = options.screen_epochs(trial_epochs(params))
     with _task_runner(params) as runner:
         for round_number in range(1, options.rounds + 1):
             box = _box(study, space, round_number, params)
+            screen = screen_epochs if round_number == 1 else None
             done = len(_finished(study, round_number))
             sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
             study.sampler = sampler
@@ -308,14 +333,17 @@ def sweep_flow(params: Params) -> dict:
             # submissions on threads, so submitting all at once loses their order.)
             asked.sort(key=lambda pair: -sweep.trial_cost(trial_config(params, pair[1]), n_train))
             logger.info(
-                "round %d/%d: %d trials (%d done before), box %s",
+                "round %d/%d: %d trials (%d done before)%s, box %s",
                 round_number,
                 options.rounds,
                 len(asked),
                 done,
+                f", screening {screen} epochs each" if screen else "",
                 box.to_dict(),
             )
-            slots = len(asked) if options.dask_address else max(1, options.workers)
+            # One trial more than the local workers: it waits in the pool's queue, so a worker that frees
+            # up starts it at once rather than after the flow has seen the last trial end.
+            slots = len(asked) if options.dask_address else local_workers(params) + 1
             running: set = set()
             # A bar on a terminal (tqdm turns itself off when output goes to a file or a pipe).
             bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
@@ -333,6 +361,7 @@ def sweep_flow(params: Params) -> dict:
                                 "trial_id": trial._trial_id,
                                 "number": trial.number,
                                 "values": values,
+                                "screen": screen,
                             },
                         )
                     )
@@ -342,7 +371,7 @@ def sweep_flow(params: Params) -> dict:
                 logger.info(
                     "trial %d %s after %d epochs: dev %s %.4f",
                     outcome["number"],
-                    "pruned" if outcome["pruned"] else "finished",
+                    _state(outcome),
                     outcome["epochs"],
                     params.evaluate.optimizing_metric,
                     outcome["curve"][-1],
@@ -352,6 +381,13 @@ def sweep_flow(params: Params) -> dict:
             rounds.append({"box": box.to_dict(), "trials": len(_finished(study, round_number))})
     wall_s = time.perf_counter() - started
     return _report(params, study, rounds, wall_s)
+
+
+def _state(outcome: dict) -> str:
+    """screened (a coarse round's short trial), pruned (stopped as hopeless) or complete."""
+    if outcome.get("screened"):
+        return "screened"
+    return "pruned" if outcome["pruned"] else "complete"
 
 
 def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
@@ -382,7 +418,7 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
         {
             "trial": t.number,
             "round": t.user_attrs["round"],
-            "state": "pruned" if t.state == TrialState.PRUNED else "complete",
+            "state": _state(t.user_attrs["outcome"]),
             "epochs": t.user_attrs["outcome"]["epochs"],
             "dev_metric": t.user_attrs["outcome"]["curve"][-1],
             **t.user_attrs["values"],
@@ -394,7 +430,8 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
         "mode": options.mode,
         "metric": params.evaluate.optimizing_metric,
         "trials": len(trials),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "pruned": sum(_state(t.user_attrs["outcome"]) == "pruned" for t in trials),
+        "screened": sum(_state(t.user_attrs["outcome"]) == "screened" for t in trials),
         "best": None
         if best_trial is None
         else {
@@ -417,8 +454,6 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
 
 def _log(params: Params, study_name: str, trials: list, summary: dict, execution: str) -> None:
     """The sweep as a run nested in the execution's run, each trial a run nested in the sweep's."""
-    from optuna.trial import TrialState
-
     experiment = params.mlflow.experiment
     best = summary["best"] or {}
     sweep_run = tracking.log_nested_run(
@@ -429,6 +464,7 @@ def _log(params: Params, study_name: str, trials: list, summary: dict, execution
         {
             "trials": summary["trials"],
             "pruned": summary["pruned"],
+            "screened": summary["screened"],
             "epochs_used": summary["epochs_used"],
             "best/dev_metric": best.get("dev_metric"),
         },
@@ -447,7 +483,8 @@ def _log(params: Params, study_name: str, trials: list, summary: dict, execution
             },
             {
                 "mlstrategy.round": str(t.user_attrs["round"]),
-                "mlstrategy.pruned": str(t.state == TrialState.PRUNED).lower(),
+                "mlstrategy.state": _state(t.user_attrs["outcome"]),
+                "mlstrategy.pruned": str(_state(t.user_attrs["outcome"]) == "pruned").lower(),
                 "mlstrategy.chosen": str(t.number == best.get("trial")).lower(),
             },
             parent=sweep_run,

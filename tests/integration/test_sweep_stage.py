@@ -46,7 +46,13 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert [r["trials"] for r in summary["rounds"]] == [2, 2]
     first, second = (r["box"]["learning_rate"] for r in summary["rounds"])
     assert first["low"] <= second["low"] < second["high"] <= first["high"]
-    assert 0 < summary["epochs_used"] <= 4 * 3 and 0 <= summary["pruned"] < 4
+    assert 0 < summary["epochs_used"] <= 4 * 3 and 0 <= summary["pruned"] < 2
+    # The coarse round screens (one epoch each: the first rung of 3 epochs); only finer trials are chosen.
+    assert summary["screened"] == 2
+    table = artifacts.read_frame(artifacts.SWEEP_TRIALS, "sweep")
+    assert set(table[table["round"] == 1]["state"]) == {"screened"}
+    assert set(table[table["round"] == 1]["epochs"]) == {1}
+    assert summary["best"]["trial"] in set(table[table["round"] == 2]["trial"])
     assert artifacts.SWEEP_MODEL.is_file()
 
     from mlflow.tracking import MlflowClient
@@ -64,7 +70,8 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     )
     assert len(trials) == 4
     assert sum(t.data.tags["mlstrategy.chosen"] == "true" for t in trials) == 1
-    complete = [t for t in trials if t.data.tags["mlstrategy.pruned"] == "false"]
+    assert sum(t.data.tags["mlstrategy.state"] == "screened" for t in trials) == 2
+    complete = [t for t in trials if t.data.tags["mlstrategy.state"] == "complete"]
     history = MlflowClient().get_metric_history(complete[0].info.run_id, "accuracy/dev")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
     assert "learning_rate" in complete[0].data.params

@@ -62,6 +62,10 @@ def test_the_project_params_are_valid():
         ({"evaluate.satisficing": {"memory_mb": 3}}, "unknown satisficing measure 'memory_mb'"),
         ({"data.path": "../elsewhere.csv"}, "must be a path inside the project"),
         ({"data.feature_range": [1, 0]}, "low < high"),
+        (
+            {"sweep.coarse_epochs": 40},
+            "sweep.coarse_epochs: 40 must be below the trials' epochs (40, sweep.epochs or train.epochs)",
+        ),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, override, message):
@@ -77,3 +81,14 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "params.yaml").write_text("train: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_the_coarse_round_screens_in_caviar_mode_only_and_only_before_a_finer_round():
+    from pipelines.params import SweepParams
+
+    assert SweepParams().screen_epochs(40) == 5  # successive halving's first rung: a ninth
+    assert SweepParams(coarse_epochs=3).screen_epochs(40) == 3
+    assert SweepParams(coarse_epochs=None).screen_epochs(40) is None
+    assert SweepParams(mode="panda").screen_epochs(40) is None
+    assert SweepParams(rounds=1).screen_epochs(40) is None  # the only round trains fully
+    assert SweepParams().screen_epochs(1) is None  # no shorter trial to screen with

@@ -75,10 +75,27 @@ def test_zoom_shrinks_the_box_around_the_best_trials_on_each_scale():
     assert math.log10(lr.low) == pytest.approx(-3 - 0.25 * math.log10(3))
     assert 0.8 < beta.low < 0.99 and 0.995 < beta.high < 0.9999 and beta.scale == "beta"
     assert 8 < units.low <= 64 and 90 <= units.high < 512 and units.low == int(units.low)
-    assert box["batch_size"].choices == (32, 64, 128)  # choices stay open in one Optuna study
+    assert box["batch_size"].choices == (32, 64)  # the choices the best trials took, in the given order
     # Sampling the new box stays inside it.
     for values in sample(space.zoom(best), 300, seed=0):
         assert lr.low <= values["learning_rate"] <= lr.high and beta.low <= values["beta_1"] <= beta.high
+        assert values["batch_size"] in (32, 64)
+
+
+def test_coarse_and_fine_rounds_share_one_optuna_study():
+    import optuna
+
+    space = SearchSpace.from_params(
+        {"batch_size": {"choices": [32, 64, 128]}, "layers": {"low": 1, "high": 3}}
+    )
+    fine = space.zoom([{"batch_size": 64, "layers": 2}, {"batch_size": 64, "layers": 2}])
+    assert fine.to_dict()["batch_size"] == {"choices": [64]}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for box in (space, fine):  # a categorical space changed under one name would raise here
+        assert (
+            box.values(study.ask(box.distributions()).params)["batch_size"]
+            in box.to_dict()["batch_size"]["choices"]
+        )
 
 
 def test_zoom_keeps_a_range_when_the_best_trials_agree():
