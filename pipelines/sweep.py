@@ -328,9 +328,9 @@ def sweep_flow(params: Params) -> dict:
                 trial.set_user_attr("round", round_number)
                 trial.set_user_attr("values", values)
                 asked.append((trial, values))
-            # Longest first, handed out one per free worker: the workers then finish the round together
-            # instead of one waiting on a long trial that started last. (The process pool resolves
-            # submissions on threads, so submitting all at once loses their order.)
+            # Longest first, handed out as workers free up (one trial queued ahead): the workers then
+            # finish the round together instead of one waiting on a long trial that started last. (The
+            # process pool resolves submissions on threads, so submitting all at once loses their order.)
             asked.sort(key=lambda pair: -sweep.trial_cost(trial_config(params, pair[1]), n_train))
             logger.info(
                 "round %d/%d: %d trials (%d done before)%s, box %s",
