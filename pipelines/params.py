@@ -309,9 +309,14 @@ class Params(_Section):
             )
         return self
 
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs of a sweep trial: sweep.epochs, else train.epochs."""
+        return self.sweep.epochs or self.train.epochs
+
     @model_validator(mode="after")
     def _coarse_round_screens(self) -> Params:
-        epochs = self.sweep.epochs or self.train.epochs
+        epochs = self.trial_epochs
         if isinstance(self.sweep.coarse_epochs, int) and self.sweep.coarse_epochs >= epochs:
             raise ValueError(
                 f"sweep.coarse_epochs: {self.sweep.coarse_epochs} must be below the trials' epochs "

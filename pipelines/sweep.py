@@ -82,14 +82,10 @@ def limit_threads(threads: int, slots: Any = None) -> None:
     import pipelines.evaluate  # noqa: F401
 
 
-def trial_epochs(params: Params) -> int:
-    return params.sweep.epochs or params.train.epochs
-
-
 def trial_config(params: Params, values: dict, epochs: int | None = None) -> TrainConfig:
     """The train config of a trial: the base config with the trial's values, for `epochs` (default: the
     sweep's)."""
-    return sweep.configure(params.train, {**values, "epochs": epochs or trial_epochs(params)})
+    return sweep.configure(params.train, {**values, "epochs": epochs or params.trial_epochs})
 
 
 @functools.lru_cache(maxsize=2)
@@ -203,7 +199,7 @@ def _pruner(params: Params):
     import optuna
 
     options = params.sweep
-    epochs = trial_epochs(params)
+    epochs = params.trial_epochs
     if options.pruning == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 5))
     if options.pruning == "halving":
@@ -313,7 +309,7 @@ def sweep_flow(params: Params) -> dict:
     n_train = pq.ParquetFile(split_path("train")).metadata.num_rows
     started = time.perf_counter()
     rounds = []
-    screen_epochs = options.screen_epochs(trial_epochs(params))
+    screen_epochs = options.screen_epochs(params.trial_epochs)
     with _task_runner(params) as runner:
         for round_number in range(1, options.rounds + 1):
             box = _box(study, space, round_number, params)
@@ -414,24 +410,25 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
     if best_trial is not None:
         with atomic_output(SWEEP_MODEL) as tmp:
             shutil.copyfile(trial_model(study.study_name, best_trial.number), tmp)
+    states = [_state(t.user_attrs["outcome"]) for t in trials]
     rows = [
         {
             "trial": t.number,
             "round": t.user_attrs["round"],
-            "state": _state(t.user_attrs["outcome"]),
+            "state": state,
             "epochs": t.user_attrs["outcome"]["epochs"],
             "dev_metric": t.user_attrs["outcome"]["curve"][-1],
             **t.user_attrs["values"],
         }
-        for t in trials
+        for t, state in zip(trials, states, strict=True)
     ]
     write_frame(SWEEP_TRIALS, pd.DataFrame(rows))
     summary = {
         "mode": options.mode,
         "metric": params.evaluate.optimizing_metric,
         "trials": len(trials),
-        "pruned": sum(_state(t.user_attrs["outcome"]) == "pruned" for t in trials),
-        "screened": sum(_state(t.user_attrs["outcome"]) == "screened" for t in trials),
+        "pruned": states.count("pruned"),
+        "screened": states.count("screened"),
         "best": None
         if best_trial is None
         else {
@@ -484,7 +481,7 @@ def _log(params: Params, study_name: str, trials: list, summary: dict, execution
             {
                 "mlstrategy.round": str(t.user_attrs["round"]),
                 "mlstrategy.state": _state(t.user_attrs["outcome"]),
-                "mlstrategy.pruned": str(_state(t.user_attrs["outcome"]) == "pruned").lower(),
+                "mlstrategy.pruned": str(t.user_attrs["outcome"]["pruned"]).lower(),
                 "mlstrategy.chosen": str(t.number == best.get("trial")).lower(),
             },
             parent=sweep_run,
