@@ -1,8 +1,10 @@
 """Stage `sweep`: a hyperparameter search over `sweep.space` (components.sweep), in rounds from coarse to
 fine, each trial a Prefect task. In caviar mode the coarse round screens: its trials train a ninth of the
 epochs (successive halving's first rung), enough to rank them for the next round's box; the finer rounds
-train to the end, hopeless trials pruned. Locally the trials run in `sweep.workers` processes, each given
-its share of the cores; with `sweep.dask_address` they run on that Dask cluster (prefect-dask).
+train to the end, hopeless trials pruned at that rung (against the screened trials too) or the next. When
+every trial stopped early, the configuration that went furthest trains again, to the end. Locally the
+trials run in `sweep.workers` processes, each given its share of the cores; with `sweep.dask_address` they
+run on that Dask cluster (prefect-dask).
 
 Trials live in an Optuna study (SQLite in sweeps/, or `sweep.storage`), named after everything that defines
 the sweep: a killed sweep started again resumes there, and a finished trial is never run twice. The chosen
@@ -110,11 +112,13 @@ def run_trial(
     number: int,
     values: dict,
     screen: int | None = None,
+    prune: bool = True,
 ) -> dict:
     """Train one trial in this worker, report each epoch's dev metric to the study (which may prune it),
     save its model, and record the outcome in the study itself, so a finished trial survives a crash of
     the sweep. With `screen` (a coarse round's screening trial) it trains that many epochs, unpruned,
-    and ends as screened: ranked for the next round's box, never chosen."""
+    and ends as screened: ranked for the next round's box, never chosen. `prune=False` trains to the end
+    whatever the pruner says."""
     import optuna
     from optuna.trial import TrialState
 
@@ -129,15 +133,15 @@ def run_trial(
 
     def on_epoch(epoch: int, value: float) -> bool:
         nonlocal reporting_s
-        # The curve is kept in the outcome; no round trip per epoch. A screening trial stays out of the
-        # rungs: finer rounds compete among themselves, so one of them always finishes.
-        if options.pruning == "none" or screen:
+        # A screening trial reports too: its value joins halving's first rung, so the first trials of a
+        # finer round already compete there instead of running to the end unopposed. It is never stopped.
+        if options.pruning == "none" or not prune:
             return False
         tick = time.perf_counter()
         trial.report(value, epoch)
-        prune = trial.should_prune()
+        stop = trial.should_prune() and not screen
         reporting_s += time.perf_counter() - tick
-        return prune
+        return stop
 
     def score(y, predicted) -> float:
         return metric(params.evaluate.optimizing_metric, y, predicted, classes)
@@ -308,11 +312,25 @@ def sweep_flow(params: Params) -> dict:
     root = str(Path.cwd())
     n_train = pq.ParquetFile(split_path("train")).metadata.num_rows
     started = time.perf_counter()
-    rounds = []
+    boxes = []
     screen_epochs = options.screen_epochs(params.trial_epochs)
+    higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
+
+    def log_outcome(outcome: dict) -> None:
+        logger.info(
+            "trial %d %s after %d epochs: dev %s %.4f",
+            outcome["number"],
+            _state(outcome),
+            outcome["epochs"],
+            params.evaluate.optimizing_metric,
+            outcome["curve"][-1],
+        )
+
     with _task_runner(params) as runner:
+        submit = functools.partial(_submit, runner, params, root)
         for round_number in range(1, options.rounds + 1):
             box = _box(study, space, round_number, params)
+            boxes.append(box)
             screen = screen_epochs if round_number == 1 else None
             done = len(_finished(study, round_number))
             sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
@@ -345,38 +363,62 @@ def sweep_flow(params: Params) -> dict:
             bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
             while asked or running:
                 while asked and len(running) < slots:
-                    trial, values = asked.pop(0)
-                    # Optuna's public API has no way to reopen a trial by number in another process.
-                    running.add(
-                        runner.submit(
-                            run_trial,
-                            {
-                                "params": params,
-                                "root": root,
-                                "study_name": study.study_name,
-                                "trial_id": trial._trial_id,
-                                "number": trial.number,
-                                "values": values,
-                                "screen": screen,
-                            },
-                        )
-                    )
+                    running.add(submit(*asked.pop(0), screen))
                 future = next(as_completed(list(running)))
                 running.remove(future)
-                outcome = future.result()
-                logger.info(
-                    "trial %d %s after %d epochs: dev %s %.4f",
-                    outcome["number"],
-                    _state(outcome),
-                    outcome["epochs"],
-                    params.evaluate.optimizing_metric,
-                    outcome["curve"][-1],
-                )
+                log_outcome(future.result())
                 bar.update()
             bar.close()
-            rounds.append({"box": box.to_dict(), "trials": len(_finished(study, round_number))})
+        source = rerun_source(_finished(study), higher)
+        if source is not None:
+            # Halving's first rung holds the screening trials too: a finer round can lose every trial
+            # there, and a sweep must still end with a trained model.
+            logger.warning(
+                "every trial was stopped early: training trial %d's configuration to the end",
+                source.number,
+            )
+            study.enqueue_trial(source.params)
+            trial = study.ask(source.distributions)
+            trial.set_user_attr("round", options.rounds)
+            trial.set_user_attr("values", source.user_attrs["values"])
+            trial.set_user_attr("rerun_of", source.number)
+            log_outcome(submit(trial, source.user_attrs["values"], None, prune=False).result())
+    rounds = [
+        {"box": box.to_dict(), "trials": len(_finished(study, number))} for number, box in enumerate(boxes, 1)
+    ]
     wall_s = time.perf_counter() - started
     return _report(params, study, rounds, wall_s)
+
+
+def _submit(runner, params: Params, root: str, trial, values: dict, screen: int | None, prune: bool = True):
+    """Run `trial` (asked in this process) as a task on `runner`: a future of its outcome."""
+    # Optuna's public API has no way to reopen a trial by number in another process: its id travels.
+    return runner.submit(
+        run_trial,
+        {
+            "params": params,
+            "root": root,
+            "study_name": trial.study.study_name,
+            "trial_id": trial._trial_id,
+            "number": trial.number,
+            "values": values,
+            "screen": screen,
+            "prune": prune,
+        },
+    )
+
+
+def rerun_source(trials: list, higher_is_better: bool = True):
+    """Of a sweep's finished trials (FrozenTrial), the one whose configuration trains again to the end when
+    none completed (all screened or pruned): the one that went furthest, best there. None when one did."""
+    from optuna.trial import TrialState
+
+    if not trials or any(t.state == TrialState.COMPLETE for t in trials):
+        return None
+    sign = 1 if higher_is_better else -1
+    return max(
+        trials, key=lambda t: (t.user_attrs["outcome"]["epochs"], sign * t.user_attrs["outcome"]["curve"][-1])
+    )
 
 
 def _state(outcome: dict) -> str:
