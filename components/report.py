@@ -172,12 +172,12 @@ def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str],
     values = np.array([float(t["dev_metric"]) for t in trials])
     # Colour by rank: one hopeless pruned trial would otherwise wash out the differences that matter.
     norm = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)
-    pruned = np.array([t["state"] != "complete" for t in trials])
+    stopped = np.array([t["state"] != "complete" for t in trials])
     if trials and "learning_rate" in trials[0]:
         lr = np.array([float(t["learning_rate"]) for t in trials])
-        lr_ax.scatter(lr[~pruned], values[~pruned], color="#3b6ea8", label="finished")
+        lr_ax.scatter(lr[~stopped], values[~stopped], color="#3b6ea8", label="finished")
         lr_ax.scatter(
-            lr[pruned], values[pruned], facecolors="none", edgecolors="#9aa5b1", label="stopped early"
+            lr[stopped], values[stopped], facecolors="none", edgecolors="#9aa5b1", label="stopped early"
         )
         lr_ax.set_xscale("log")
         lr_ax.xaxis.set_minor_formatter(NullFormatter())
@@ -192,7 +192,7 @@ def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str],
     colour = colormaps["viridis"]
     if columns:
         matrix = np.stack(columns, axis=1)
-        for row, shade, cut in zip(matrix, norm, pruned, strict=True):
+        for row, shade, cut in zip(matrix, norm, stopped, strict=True):
             par_ax.plot(range(len(numeric)), row, color=colour(shade), alpha=0.35 if cut else 0.9)
         par_ax.set_xticks(range(len(numeric)), numeric, fontsize=8)
     par_ax.set_yticks([0, 1], ["low", "high"])

@@ -383,9 +383,8 @@ def sweep_flow(params: Params) -> dict:
             trial.set_user_attr("values", source.user_attrs["values"])
             trial.set_user_attr("rerun_of", source.number)
             log_outcome(submit(trial, source.user_attrs["values"], None, prune=False).result())
-    rounds = [
-        {"box": box.to_dict(), "trials": len(_finished(study, number))} for number, box in enumerate(boxes, 1)
-    ]
+    finished = [t.user_attrs["round"] for t in _finished(study)]
+    rounds = [{"box": box.to_dict(), "trials": finished.count(number)} for number, box in enumerate(boxes, 1)]
     wall_s = time.perf_counter() - started
     return _report(params, study, rounds, wall_s)
 

@@ -58,6 +58,16 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert set(table[table["round"] == 1]["epochs"]) == {1}
     assert summary["best"]["trial"] in set(table[table["round"] == 2]["trial"])
     assert artifacts.SWEEP_MODEL.is_file()
+    # Screened trials hold halving's first rung: their value there is in the study, for finer trials to meet.
+    import optuna
+
+    study = optuna.load_study(
+        study_name=summary["study"], storage=f"sqlite:///{splits / 'sweeps' / 'study.db'}"
+    )
+    screened = [t for t in study.trials if t.user_attrs["outcome"]["screened"]]
+    assert [t.intermediate_values for t in screened] == [
+        {1: t.user_attrs["outcome"]["curve"][0]} for t in screened
+    ]
 
     from mlflow.tracking import MlflowClient
 
@@ -81,7 +91,7 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert "learning_rate" in complete[0].data.params
 
 
-def test_screened_trials_hold_the_first_rung_and_a_sweep_stopped_everywhere_trains_its_best_again(splits):
+def test_a_sweep_whose_trials_all_stopped_early_trains_the_best_again_to_the_end(splits):
     import optuna
     from optuna.distributions import FloatDistribution
 
