@@ -6,7 +6,7 @@ Prefect server started for the benchmark.
 1. Efficiency (per task and seed, same search space, same trial budget, same epochs per trial):
    KerasTuner's RandomSearch (the peer) trains every trial to the end; `mlstrategy stage sweep` (caviar:
    a coarse round that screens a ninth of the epochs, then a finer one pruned by successive halving, its
-   first rung shared with the screened trials).
+   first rung shared with the screened trials, the best third of which it opens with, resumed).
    Score of a trial: its dev accuracy after its last epoch. The peer's best score is the bar; the figure
    is the epochs our sweep spent (all trials, in order of completion) until a finished trial reached the
    bar, over the epochs the peer spent to find its best (its whole budget: it cannot know its best before

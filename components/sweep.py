@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -244,10 +245,14 @@ def configure(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     return dataclasses.replace(base, **changes)
 
 
+# Successive halving keeps the best third of the trials at each rung.
+REDUCTION_FACTOR = 3
+
+
 def first_rung(epochs: int) -> int:
     """Epochs of successive halving's first rung for trials of `epochs` epochs: a ninth (rungs at a ninth
     and a third, reduction factor 3), where a coarse round's screening trials stop too."""
-    return max(1, math.ceil(epochs / 9))
+    return max(1, math.ceil(epochs / REDUCTION_FACTOR**2))
 
 
 def trial_cost(config: TrainConfig, n_train: int) -> float:
@@ -257,11 +262,21 @@ def trial_cost(config: TrainConfig, n_train: int) -> float:
     return steps * (1 + sum(config.hidden_units) / 1000)
 
 
+def _ranked(scores: Sequence[float], higher_is_better: bool) -> list[int]:
+    order = np.argsort(scores, kind="stable")
+    return [int(i) for i in (order[::-1] if higher_is_better else order)]
+
+
 def best_share(scores: Sequence[float], zoom: float, higher_is_better: bool = True) -> list[int]:
     """Indices of the best `zoom` share of `scores` (at least two, or all when fewer), best first."""
     count = min(len(scores), max(2, math.ceil(zoom * len(scores))))
-    order = np.argsort(scores, kind="stable")
-    return [int(i) for i in (order[::-1] if higher_is_better else order)[:count]]
+    return _ranked(scores, higher_is_better)[:count]
+
+
+def promote(scores: Sequence[float], higher_is_better: bool = True) -> list[int]:
+    """Indices of the trials successive halving promotes from a rung where they scored `scores`: the best
+    1/REDUCTION_FACTOR of them (at least one), best first."""
+    return _ranked(scores, higher_is_better)[: max(1, len(scores) // REDUCTION_FACTOR)]
 
 
 def fingerprint(*parts: Any) -> str:
@@ -272,16 +287,23 @@ def fingerprint(*parts: Any) -> str:
 
 @dataclass
 class TrialResult:
-    """One trained trial: dev metric per epoch (one per epoch trained), whether it was pruned (stopped
-    early as hopeless), and its satisficing measures (empty when pruned)."""
+    """One trained trial: dev metric per epoch (one per epoch, those before a resume included), whether it
+    was pruned (stopped early as hopeless), its satisficing measures (empty when pruned), and how many of
+    its epochs a run before this one had trained (`resumed_at`, 0 unless it resumed)."""
 
     curve: list[float]
     pruned: bool
     measures: dict[str, float] = field(default_factory=dict)
+    resumed_at: int = 0
 
     @property
     def epochs(self) -> int:
         return len(self.curve)
+
+    @property
+    def trained(self) -> int:
+        """Epochs this run trained: its cost."""
+        return len(self.curve) - self.resumed_at
 
     @property
     def dev_metric(self) -> float:
@@ -297,14 +319,22 @@ def run_trial(
     on_epoch: Callable[[int, float], bool] = lambda epoch, value: False,
     babysit: bool = False,
     higher_is_better: bool = True,
+    resume_from: str | Path | None = None,
+    trained: Sequence[float] = (),
 ) -> tuple[Any, TrialResult]:
     """Train `config` on train_xy, scoring dev_xy (x (n, features), y (n,)) with `score(y, predicted)`
     after every epoch. `on_epoch(epoch, value)` returns True to prune (stop now). With `babysit`, the
     learning rate is halved whenever the dev metric has not improved for 3 epochs (the panda's care).
-    Returns the model and its TrialResult."""
+
+    `resume_from` continues a trial that stopped after `len(trained)` of `config.epochs` epochs (`trained`:
+    its dev metric per epoch): a `.weights.h5` file its model saved then (Keras's `save_weights`, which
+    holds the optimizer's state and step count too, so a decay schedule goes on where it was). Epochs are
+    numbered from the first run's. Returns the model and its TrialResult."""
     import keras
 
-    curve: list[float] = []
+    if len(trained) >= config.epochs:
+        raise ValueError(f"a trial resumed after {len(trained)} epochs has none left of {config.epochs}")
+    curve: list[float] = list(trained)
     x_dev, y_dev = dev_xy
 
     class Watch(keras.callbacks.Callback):
@@ -315,11 +345,22 @@ def run_trial(
             curve.append(value)
             if logs is not None:  # for the plateau watch, which maximizes
                 logs["dev_metric"] = value if higher_is_better else -value
-            if on_epoch(epoch + 1, value):
+            if on_epoch(len(curve), value):
                 self.pruned = self.model.stop_training = True
+
+    class Restore(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if not self.model.optimizer.built:  # its slots must exist to take the saved ones
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(resume_from)
 
     watch = Watch()
     callbacks: list = [watch]
+    if resume_from is not None:
+        callbacks.insert(0, Restore())
+        config = dataclasses.replace(config, epochs=config.epochs - len(trained))
+    elif trained:
+        raise ValueError("`trained` epochs need the state they left: pass resume_from")
     if babysit and config.lr_decay == "none":  # a decay schedule already owns the learning rate
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -327,4 +368,4 @@ def run_trial(
             )
         )
     model, _ = train(config, *train_xy, n_classes, callbacks=callbacks)
-    return model, TrialResult(curve=curve, pruned=watch.pruned)
+    return model, TrialResult(curve=curve, pruned=watch.pruned, resumed_at=len(trained))

@@ -72,8 +72,8 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path` (a file or a directory); on success it replaces `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _recover(path)
-    # Keep the suffix: Keras and pandas pick the format from it.
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    stem, suffix = _stem_suffix(path)
+    tmp = path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
     remove_output(tmp)
     try:
         yield tmp
@@ -91,11 +91,19 @@ def atomic_output(path: Path) -> Iterator[Path]:
         remove_output(tmp)
 
 
+def _stem_suffix(path: Path) -> tuple[str, str]:
+    """A temporary file keeps the suffix: Keras and pandas pick the format from it (Keras's weights files
+    by two suffixes)."""
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    return path.name.removesuffix(suffix), suffix
+
+
 def _recover(path: Path) -> None:
     """Clean up after a writer of `path` that was killed (SIGKILL, power loss): its temporary sibling goes;
     a last good directory it had moved aside comes back if the new one never took its place."""
-    for leftover in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
-        if not _alive(leftover.name.removesuffix(path.suffix).rsplit("-", 1)[1]):
+    stem, suffix = _stem_suffix(path)
+    for leftover in path.parent.glob(f".{stem}.tmp-*{suffix}"):
+        if not _alive(leftover.name.removesuffix(suffix).rsplit("-", 1)[1]):
             remove_output(leftover)
     for old in path.parent.glob(f".{path.name}.old-*"):
         if not _alive(old.name.rsplit("-", 1)[1]):

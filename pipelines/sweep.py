@@ -1,10 +1,11 @@
 """Stage `sweep`: a hyperparameter search over `sweep.space` (components.sweep), in rounds from coarse to
 fine, each trial a Prefect task. In caviar mode the coarse round screens: its trials train a ninth of the
-epochs (successive halving's first rung), enough to rank them for the next round's box; the finer rounds
-train to the end, hopeless trials pruned at that rung (against the screened trials too) or the next. When
-every trial stopped early, the configuration that went furthest trains again, to the end. Locally the
-trials run in `sweep.workers` processes, each given its share of the cores; with `sweep.dask_address` they
-run on that Dask cluster (prefect-dask).
+epochs (successive halving's first rung), enough to rank them for the next round's box. Halving promotes
+the best third of them: they open the next round, resumed from the state they stopped in, alongside new
+trials sampled in the finer box; those train to the end, hopeless ones pruned at that rung (against the
+screened trials too) or the next. When every trial stopped early, the configuration that went furthest
+trains again, to the end. Locally the trials run in `sweep.workers` processes, each given its share of
+the cores; with `sweep.dask_address` they run on that Dask cluster (prefect-dask).
 
 Trials live in an Optuna study (SQLite in sweeps/, or `sweep.storage`), named after everything that defines
 the sweep: a killed sweep started again resumes there, and a finished trial is never run twice. The chosen
@@ -113,12 +114,14 @@ def run_trial(
     values: dict,
     screen: int | None = None,
     prune: bool = True,
+    resume: dict | None = None,
 ) -> dict:
     """Train one trial in this worker, report each epoch's dev metric to the study (which may prune it),
     save its model, and record the outcome in the study itself, so a finished trial survives a crash of
     the sweep. With `screen` (a coarse round's screening trial) it trains that many epochs, unpruned,
-    and ends as screened: ranked for the next round's box, never chosen. `prune=False` trains to the end
-    whatever the pruner says."""
+    and ends as screened: ranked for the next round's box, never chosen, its state saved for a promotion.
+    `resume` (a screened trial's outcome) continues that trial from its saved state. `prune=False` trains
+    to the end whatever the pruner says."""
     import optuna
     from optuna.trial import TrialState
 
@@ -130,12 +133,21 @@ def run_trial(
     config = trial_config(params, values, screen)
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
     reporting_s = 0.0  # spent talking to the study from inside training
+    pruning = options.pruning != "none" and prune
+    before: list[float] = resume["curve"] if resume else []
+    if before and pruning:
+        tick = time.perf_counter()
+        # The study gets its whole curve, and halving's first rung the value it was promoted on.
+        for epoch, value in enumerate(before, 1):
+            trial.report(value, epoch)
+        trial.should_prune()
+        reporting_s += time.perf_counter() - tick
 
     def on_epoch(epoch: int, value: float) -> bool:
         nonlocal reporting_s
         # A screening trial reports too: its value joins halving's first rung, so the first trials of a
         # finer round already compete there instead of running to the end unopposed. It is never stopped.
-        if options.pruning == "none" or not prune:
+        if not pruning:
             return False
         tick = time.perf_counter()
         trial.report(value, epoch)
@@ -148,9 +160,21 @@ def run_trial(
 
     training_started = time.perf_counter()
     model, result = sweep.run_trial(
-        config, arrays["train"], arrays["dev"], classes, score, on_epoch, options.mode == "panda", higher
+        config,
+        arrays["train"],
+        arrays["dev"],
+        classes,
+        score,
+        on_epoch,
+        options.mode == "panda",
+        higher,
+        resume_from=trial_checkpoint(study_name, resume["number"]) if resume else None,
+        trained=before,
     )
     training_s = time.perf_counter() - training_started
+    if screen:
+        with atomic_output(trial_checkpoint(study_name, number)) as tmp:
+            model.save_weights(tmp)
     if not (result.pruned or screen):
         from pipelines.evaluate import trial_measures
 
@@ -164,7 +188,8 @@ def run_trial(
         "curve": result.curve,
         "pruned": result.pruned,
         "screened": bool(screen),
-        "epochs": result.epochs,
+        "resumed_from": resume["number"] if resume else None,
+        "epochs": result.trained,  # this trial's cost: a resumed one's earlier epochs are its source's
         "measures": result.measures,
         "training_s": training_s - reporting_s,
         "reporting_s": reporting_s,
@@ -199,6 +224,15 @@ def trial_model(study_name: str, number: int) -> Path:
     return SWEEP_DIR / "models" / study_name / f"trial-{number}.keras"
 
 
+def checkpoints(study_name: str) -> Path:
+    """Where screened trials leave their state for a promotion: removed once the sweep has finished."""
+    return SWEEP_DIR / "checkpoints" / study_name
+
+
+def trial_checkpoint(study_name: str, number: int) -> Path:
+    return checkpoints(study_name) / f"trial-{number}.weights.h5"
+
+
 def _pruner(params: Params):
     import optuna
 
@@ -209,7 +243,7 @@ def _pruner(params: Params):
     if options.pruning == "halving":
         # Rungs at a ninth and a third of the epochs: the last one saves two thirds of a trial.
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=sweep.first_rung(epochs), reduction_factor=3
+            min_resource=sweep.first_rung(epochs), reduction_factor=sweep.REDUCTION_FACTOR
         )
     return optuna.pruners.NopPruner()
 
@@ -317,11 +351,15 @@ def sweep_flow(params: Params) -> dict:
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better
 
     def log_outcome(outcome: dict) -> None:
+        resumed = outcome.get("resumed_from")
         logger.info(
-            "trial %d %s after %d epochs: dev %s %.4f",
+            "trial %d %s after %d epochs%s: dev %s %.4f",
             outcome["number"],
             _state(outcome),
-            outcome["epochs"],
+            len(outcome["curve"]),
+            ""
+            if resumed is None
+            else f" ({len(outcome['curve']) - outcome['epochs']} of them trial {resumed}'s)",
             params.evaluate.optimizing_metric,
             outcome["curve"][-1],
         )
@@ -333,25 +371,37 @@ def sweep_flow(params: Params) -> dict:
             boxes.append(box)
             screen = screen_epochs if round_number == 1 else None
             done = len(_finished(study, round_number))
-            sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
-            study.sampler = sampler
-            asked = []
-            for _ in range(options.trials - done):
+            study.sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
+            # Promoted trials go first (and take the round's first numbers): the likeliest to be good,
+            # they set the next rung's bar early. Enqueued, they take nothing from the sampler's stream.
+            promoted = [
+                (
+                    _ask_again(study, source, round_number, "promoted_from"),
+                    source.user_attrs["values"],
+                    None,
+                    source.user_attrs["outcome"],
+                )
+                for source in _promotions(study, round_number, higher)
+            ]
+            sampled = []
+            for _ in range(options.trials - done - len(promoted)):
                 trial = study.ask(box.distributions())
                 values = box.values(trial.params)
                 trial.set_user_attr("round", round_number)
                 trial.set_user_attr("values", values)
-                asked.append((trial, values))
+                sampled.append((trial, values, screen, None))
             # Longest first, handed out as workers free up (one trial queued ahead): the workers then
             # finish the round together instead of one waiting on a long trial that started last. (The
             # process pool resolves submissions on threads, so submitting all at once loses their order.)
-            asked.sort(key=lambda pair: -sweep.trial_cost(trial_config(params, pair[1]), n_train))
+            sampled.sort(key=lambda job: -sweep.trial_cost(trial_config(params, job[1]), n_train))
+            asked = promoted + sampled
             logger.info(
-                "round %d/%d: %d trials (%d done before)%s, box %s",
+                "round %d/%d: %d trials (%d done before%s)%s, box %s",
                 round_number,
                 options.rounds,
                 len(asked),
                 done,
+                f", {len(promoted)} promoted from the screening" if promoted else "",
                 f", screening {screen} epochs each" if screen else "",
                 box.to_dict(),
             )
@@ -363,7 +413,8 @@ def sweep_flow(params: Params) -> dict:
             bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
             while asked or running:
                 while asked and len(running) < slots:
-                    running.add(submit(*asked.pop(0), screen))
+                    trial, values, screening, resume = asked.pop(0)
+                    running.add(submit(trial, values, screening, resume=resume))
                 future = next(as_completed(list(running)))
                 running.remove(future)
                 log_outcome(future.result())
@@ -377,19 +428,52 @@ def sweep_flow(params: Params) -> dict:
                 "every trial was stopped early: training trial %d's configuration to the end",
                 source.number,
             )
-            study.enqueue_trial(source.params)
-            trial = study.ask(source.distributions)
-            trial.set_user_attr("round", options.rounds)
-            trial.set_user_attr("values", source.user_attrs["values"])
-            trial.set_user_attr("rerun_of", source.number)
+            trial = _ask_again(study, source, options.rounds, "rerun_of")
             log_outcome(submit(trial, source.user_attrs["values"], None, prune=False).result())
+    shutil.rmtree(checkpoints(study.study_name), ignore_errors=True)  # every promotion has run
     finished = [t.user_attrs["round"] for t in _finished(study)]
     rounds = [{"box": box.to_dict(), "trials": finished.count(number)} for number, box in enumerate(boxes, 1)]
     wall_s = time.perf_counter() - started
     return _report(params, study, rounds, wall_s)
 
 
-def _submit(runner, params: Params, root: str, trial, values: dict, screen: int | None, prune: bool = True):
+def _promotions(study, round_number: int, higher_is_better: bool) -> list:
+    """The screened trials of round 1 (FrozenTrial) that successive halving promotes into round 2, the
+    best third at its first rung, less those already continued there or whose saved state is gone."""
+    screened = [t for t in _finished(study, 1) if t.user_attrs["outcome"]["screened"]]
+    if round_number != 2 or not screened:
+        return []
+    best = sweep.promote([t.user_attrs["outcome"]["curve"][-1] for t in screened], higher_is_better)
+    continued = {t.user_attrs.get("promoted_from") for t in _finished(study, round_number)}
+    return [
+        screened[i]
+        for i in best
+        if screened[i].number not in continued
+        and trial_checkpoint(study.study_name, screened[i].number).is_file()
+    ]
+
+
+def _ask_again(study, source, round_number: int, link: str):
+    """A new trial of `source`'s configuration (a FrozenTrial) in `round_number`, its number under `link`
+    (promoted_from, rerun_of) in the user attrs."""
+    study.enqueue_trial(source.params)
+    trial = study.ask(source.distributions)
+    trial.set_user_attr("round", round_number)
+    trial.set_user_attr("values", source.user_attrs["values"])
+    trial.set_user_attr(link, source.number)
+    return trial
+
+
+def _submit(
+    runner,
+    params: Params,
+    root: str,
+    trial,
+    values: dict,
+    screen: int | None,
+    prune: bool = True,
+    resume: dict | None = None,
+):
     """Run `trial` (asked in this process) as a task on `runner`: a future of its outcome."""
     # Optuna's public API has no way to reopen a trial by number in another process: its id travels.
     return runner.submit(
@@ -403,6 +487,7 @@ def _submit(runner, params: Params, root: str, trial, values: dict, screen: int 
             "values": values,
             "screen": screen,
             "prune": prune,
+            "resume": resume,
         },
     )
 
@@ -416,7 +501,8 @@ def rerun_source(trials: list, higher_is_better: bool = True):
         return None
     sign = 1 if higher_is_better else -1
     return max(
-        trials, key=lambda t: (t.user_attrs["outcome"]["epochs"], sign * t.user_attrs["outcome"]["curve"][-1])
+        trials,
+        key=lambda t: (len(t.user_attrs["outcome"]["curve"]), sign * t.user_attrs["outcome"]["curve"][-1]),
     )
 
 
@@ -458,12 +544,13 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
             "round": t.user_attrs["round"],
             "state": state,
             "epochs": t.user_attrs["outcome"]["epochs"],
+            "resumed_from": t.user_attrs["outcome"].get("resumed_from"),
             "dev_metric": t.user_attrs["outcome"]["curve"][-1],
             **t.user_attrs["values"],
         }
         for t, state in zip(trials, states, strict=True)
     ]
-    write_frame(SWEEP_TRIALS, pd.DataFrame(rows))
+    write_frame(SWEEP_TRIALS, pd.DataFrame(rows).astype({"resumed_from": "Int64"}))  # a number or empty
     summary = {
         "mode": options.mode,
         "metric": params.evaluate.optimizing_metric,
@@ -509,22 +596,22 @@ def _log(params: Params, study_name: str, trials: list, summary: dict, execution
         {"mlstrategy.study": study_name, "mlstrategy.mode": summary["mode"]},
     )
     for t in trials:
+        outcome = t.user_attrs["outcome"]
+        tags = {
+            "mlstrategy.round": str(t.user_attrs["round"]),
+            "mlstrategy.state": _state(outcome),
+            "mlstrategy.pruned": str(outcome["pruned"]).lower(),
+            "mlstrategy.chosen": str(t.number == best.get("trial")).lower(),
+        }
+        if outcome.get("resumed_from") is not None:
+            tags["mlstrategy.resumed_from"] = str(outcome["resumed_from"])
         tracking.log_nested_run(
             experiment,
             execution,
             f"trial {t.number}",
             t.user_attrs["values"],
-            {
-                "dev_metric": t.user_attrs["outcome"]["curve"][-1],
-                "epochs": t.user_attrs["outcome"]["epochs"],
-                **t.user_attrs["outcome"]["measures"],
-            },
-            {
-                "mlstrategy.round": str(t.user_attrs["round"]),
-                "mlstrategy.state": _state(t.user_attrs["outcome"]),
-                "mlstrategy.pruned": str(t.user_attrs["outcome"]["pruned"]).lower(),
-                "mlstrategy.chosen": str(t.number == best.get("trial")).lower(),
-            },
+            {"dev_metric": outcome["curve"][-1], "epochs": outcome["epochs"], **outcome["measures"]},
+            tags,
             parent=sweep_run,
-            curves={f"{summary['metric']}/dev": t.user_attrs["outcome"]["curve"]},
+            curves={f"{summary['metric']}/dev": outcome["curve"]},
         )

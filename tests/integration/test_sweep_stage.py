@@ -68,6 +68,17 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert [t.intermediate_values for t in screened] == [
         {1: t.user_attrs["outcome"]["curve"][0]} for t in screened
     ]
+    # Halving promotes the better screened trial (the best third, at least one): it opens round 2,
+    # resumed from its saved state, and costs only the epochs it adds.
+    best = max(screened, key=lambda t: t.user_attrs["outcome"]["curve"][-1])
+    [promoted] = [t for t in study.trials if t.user_attrs["outcome"].get("resumed_from") is not None]
+    outcome = promoted.user_attrs["outcome"]
+    assert promoted.user_attrs["round"] == 2 and outcome["resumed_from"] == best.number
+    assert promoted.params == best.params and outcome["curve"][0] == best.user_attrs["outcome"]["curve"][0]
+    assert outcome["epochs"] == len(outcome["curve"]) - 1
+    assert sorted(promoted.intermediate_values) == list(range(1, len(outcome["curve"]) + 1))
+    assert table[table["trial"] == promoted.number]["resumed_from"].tolist() == [best.number]
+    assert not (splits / "sweeps" / "checkpoints" / summary["study"]).exists()  # spent once promoted
 
     from mlflow.tracking import MlflowClient
 
@@ -85,6 +96,7 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert len(trials) == summary["trials"]
     assert sum(t.data.tags["mlstrategy.chosen"] == "true" for t in trials) == 1
     assert sum(t.data.tags["mlstrategy.state"] == "screened" for t in trials) == 2
+    assert [t.data.tags.get("mlstrategy.resumed_from") for t in trials].count(str(best.number)) == 1
     complete = [t for t in trials if t.data.tags["mlstrategy.state"] == "complete"]
     history = MlflowClient().get_metric_history(complete[0].info.run_id, "accuracy/dev")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch

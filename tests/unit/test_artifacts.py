@@ -70,3 +70,15 @@ def test_a_directory_moved_aside_by_a_killed_writer_comes_back(tmp_path):
         (tmp / "train.parquet").write_bytes(b"next")
     assert (target / "train.parquet").read_bytes() == b"next"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["splits"]
+
+
+def test_the_temporary_file_keeps_the_suffixes_its_writer_picks_the_format_from(tmp_path):
+    for name, suffix in [("model.keras", ".keras"), ("trial-3.weights.h5", ".weights.h5"), ("t.csv", ".csv")]:
+        with atomic_output(tmp_path / name) as tmp:
+            assert tmp.name.endswith(suffix) and tmp.name.startswith(f".{name.removesuffix(suffix)}.tmp-")
+            tmp.write_text("x")
+        assert (tmp_path / name).read_text() == "x"
+    (tmp_path / ".trial-3.tmp-999999999.weights.h5").write_text("left by a killed writer")
+    with atomic_output(tmp_path / "trial-3.weights.h5") as tmp:
+        tmp.write_text("y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "t.csv", "trial-3.weights.h5"]

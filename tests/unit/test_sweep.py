@@ -8,7 +8,16 @@ import re
 import numpy as np
 import pytest
 
-from components.sweep import Hyperparameter, SearchSpace, best_share, configure, run_trial, sample, tier
+from components.sweep import (
+    Hyperparameter,
+    SearchSpace,
+    best_share,
+    configure,
+    promote,
+    run_trial,
+    sample,
+    tier,
+)
 from components.training import TrainConfig
 
 
@@ -147,6 +156,13 @@ def test_best_share():
     assert best_share([0.1, 0.9, 0.5, 0.7], 0.25, higher_is_better=False) == [0, 2]
 
 
+def test_halving_promotes_the_best_third_at_least_one():
+    scores = [0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.8, 0.4]
+    assert promote(scores) == [1, 6]  # 8 // 3
+    assert promote(scores, higher_is_better=False) == [0, 4]
+    assert promote([0.3, 0.6]) == [1]
+
+
 @pytest.mark.parametrize(
     "pruner, kind",
     [("halving", "SuccessiveHalvingPruner"), ("median", "MedianPruner"), ("none", "NopPruner")],
@@ -183,3 +199,86 @@ def test_a_pruned_trial_stops_where_it_was_told_and_reports_each_epoch():
     assert result.curve == [v for _, v in seen]
     _, full = run_trial(config, (x, y), (x, y), 2, accuracy, babysit=True)
     assert not full.pruned and full.epochs == 6 and full.dev_metric > 0.8
+
+
+def _toy_task() -> tuple:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+
+    def accuracy(truth, predicted):
+        return float(np.mean(truth == predicted))
+
+    return (x, y), accuracy
+
+
+def test_a_resumed_trial_goes_on_exactly_where_its_first_run_stopped(tmp_path):
+    """A promoted trial continues its screening run: weights, optimizer state and schedule step restored,
+    epochs numbered on, the same curve as one run straight through."""
+    data, accuracy = _toy_task()
+    config = TrainConfig(hidden_units=(8,), epochs=5, learning_rate=0.02, lr_decay="inverse_time")
+    _, straight = run_trial(config, data, data, 2, accuracy)
+
+    model, first = run_trial(configure(config, {"epochs": 2}), data, data, 2, accuracy)
+    model.save_weights(tmp_path / "trial.weights.h5")
+    seen = []
+
+    def on_epoch(epoch: int, value: float) -> bool:
+        seen.append(epoch)
+        return False
+
+    resumed_model, resumed = run_trial(
+        config,
+        data,
+        data,
+        2,
+        accuracy,
+        on_epoch,
+        resume_from=tmp_path / "trial.weights.h5",
+        trained=first.curve,
+    )
+    assert seen == [3, 4, 5] and resumed.resumed_at == 2 and resumed.trained == 3
+    assert resumed.curve == straight.curve
+    assert int(resumed_model.optimizer.iterations) == 5 * math.ceil(300 / 64)  # five epochs of steps, once
+
+
+def test_a_resume_needs_epochs_left_and_its_state():
+    data, accuracy = _toy_task()
+    config = TrainConfig(hidden_units=(8,), epochs=2)
+    with pytest.raises(ValueError, match="none left of 2"):
+        run_trial(config, data, data, 2, accuracy, resume_from="x.weights.h5", trained=[0.5, 0.6])
+    with pytest.raises(ValueError, match="pass resume_from"):
+        run_trial(config, data, data, 2, accuracy, trained=[0.5])
+
+
+def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monkeypatch):
+    """Round 2 takes the best third of round 1's screened trials, less one already continued there
+    before a crash and one whose saved state is gone."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from pipelines import sweep as stage
+
+    monkeypatch.chdir(tmp_path)
+    study = optuna.create_study(study_name="s", direction="maximize")
+    rate = FloatDistribution(1e-4, 0.1, log=True)
+    rows = [(1, 0.9, None), (1, 0.8, None), (1, 0.7, None), (1, 0.2, None), (1, 0.1, None), (1, 0.3, None)]
+    rows += [(1, 0.05, None), (1, 0.04, None), (1, 0.03, None), (2, 0.95, 0)]  # trial 9 continued trial 0
+    for number, (round_number, value, source) in enumerate(rows):
+        outcome = {"curve": [value], "screened": round_number == 1, "resumed_from": source}
+        attrs = {"round": round_number, "values": {}, "outcome": outcome}
+        if source is not None:
+            attrs["promoted_from"] = source
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED,
+                params={"learning_rate": 0.01},
+                distributions={"learning_rate": rate},
+                user_attrs=attrs,
+            )
+        )
+        stage.trial_checkpoint("s", number).parent.mkdir(parents=True, exist_ok=True)
+        stage.trial_checkpoint("s", number).touch()
+    stage.trial_checkpoint("s", 2).unlink()
+    assert [t.number for t in stage._promotions(study, 2, True)] == [1]  # best 3 of 9: 0 (done), 1, 2 (gone)
+    assert stage._promotions(study, 1, True) == [] and stage._promotions(study, 3, True) == []
