@@ -255,6 +255,40 @@ def first_rung(epochs: int) -> int:
     return max(1, math.ceil(epochs / REDUCTION_FACTOR**2))
 
 
+def halving(min_resource: int) -> optuna.pruners.BasePruner:
+    """Optuna's successive halving (first rung at `min_resource` epochs, reduction factor
+    REDUCTION_FACTOR), counting each configuration once at a rung: a promoted trial (user attr
+    `promoted_from`) continues a screened one and records the rungs it passed again, so the screened one's
+    records are left out; counted twice, they would raise the bar every other trial must pass."""
+    import optuna
+
+    class Halving(optuna.pruners.SuccessiveHalvingPruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return super().prune(_WithoutContinued(study), trial)
+
+    return Halving(min_resource=min_resource, reduction_factor=REDUCTION_FACTOR)
+
+
+class _WithoutContinued:
+    """A study as halving's pruner reads it: without the trials a promoted trial continues, nor a promoted
+    trial that failed (a killed sweep's, promoted again on resume)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list:
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        continued = {t.user_attrs.get("promoted_from") for t in trials}
+        return [
+            t
+            for t in trials
+            if t.number not in continued and not ("promoted_from" in t.user_attrs and t.state.name == "FAIL")
+        ]
+
+
 def trial_cost(config: TrainConfig, n_train: int) -> float:
     """A trial's relative training time: its optimizer steps, weighted by layer width. For small
     networks the fixed cost of a step dominates, so the width term only breaks ties."""

@@ -1,7 +1,7 @@
 """Stage `sweep`: a hyperparameter search over `sweep.space` (components.sweep), in rounds from coarse to
 fine, each trial a Prefect task. In caviar mode the coarse round screens: its trials train a ninth of the
-epochs (successive halving's first rung), enough to rank them for the next round's box. Halving promotes
-the best third of them: they open the next round, resumed from the state they stopped in, alongside new
+epochs (successive halving's first rung), enough to rank them for the next round's box. The best third of
+them are promoted: they open the next round, resumed from the state they stopped in, alongside new
 trials sampled in the finer box; those train to the end, hopeless ones pruned at that rung (against the
 screened trials too) or the next. When every trial stopped early, the configuration that went furthest
 trains again, to the end. Locally the trials run in `sweep.workers` processes, each given its share of
@@ -137,10 +137,11 @@ def run_trial(
     before: list[float] = resume["curve"] if resume else []
     if before and pruning:
         tick = time.perf_counter()
-        # The study gets its whole curve, and halving's first rung the value it was promoted on.
+        # The study gets its whole curve, and halving the rung records of the screened run it continues,
+        # which it leaves out from now on (sweep.halving). The verdicts are not heeded: promotion decided.
         for epoch, value in enumerate(before, 1):
             trial.report(value, epoch)
-        trial.should_prune()
+            trial.should_prune()
         reporting_s += time.perf_counter() - tick
 
     def on_epoch(epoch: int, value: float) -> bool:
@@ -189,6 +190,7 @@ def run_trial(
         "pruned": result.pruned,
         "screened": bool(screen),
         "resumed_from": resume["number"] if resume else None,
+        "resumed_at": result.resumed_at,
         "epochs": result.trained,  # this trial's cost: a resumed one's earlier epochs are its source's
         "measures": result.measures,
         "training_s": training_s - reporting_s,
@@ -242,9 +244,7 @@ def _pruner(params: Params):
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 5))
     if options.pruning == "halving":
         # Rungs at a ninth and a third of the epochs: the last one saves two thirds of a trial.
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=sweep.first_rung(epochs), reduction_factor=sweep.REDUCTION_FACTOR
-        )
+        return sweep.halving(sweep.first_rung(epochs))
     return optuna.pruners.NopPruner()
 
 
@@ -357,9 +357,7 @@ def sweep_flow(params: Params) -> dict:
             outcome["number"],
             _state(outcome),
             len(outcome["curve"]),
-            ""
-            if resumed is None
-            else f" ({len(outcome['curve']) - outcome['epochs']} of them trial {resumed}'s)",
+            "" if resumed is None else f" ({outcome['resumed_at']} of them trial {resumed}'s)",
             params.evaluate.optimizing_metric,
             outcome["curve"][-1],
         )
@@ -440,8 +438,10 @@ def sweep_flow(params: Params) -> dict:
 def _promotions(study, round_number: int, higher_is_better: bool) -> list:
     """The screened trials of round 1 (FrozenTrial) that successive halving promotes into round 2, the
     best third at its first rung, less those already continued there or whose saved state is gone."""
+    if round_number != 2:
+        return []
     screened = [t for t in _finished(study, 1) if t.user_attrs["outcome"]["screened"]]
-    if round_number != 2 or not screened:
+    if not screened:
         return []
     best = sweep.promote([t.user_attrs["outcome"]["curve"][-1] for t in screened], higher_is_better)
     continued = {t.user_attrs.get("promoted_from") for t in _finished(study, round_number)}

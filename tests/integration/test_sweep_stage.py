@@ -79,6 +79,16 @@ def test_sweep_contract_and_mlflow_nesting(splits):
     assert sorted(promoted.intermediate_values) == list(range(1, len(outcome["curve"]) + 1))
     assert table[table["trial"] == promoted.number]["resumed_from"].tolist() == [best.number]
     assert not (splits / "sweeps" / "checkpoints" / summary["study"]).exists()  # spent once promoted
+    if promoted.state.name == "COMPLETE":  # its optimizer went on from the screened run's step count
+        import keras
+        import pyarrow.parquet as pq
+
+        from pipelines import sweep as stage
+
+        config = stage.trial_config(load_params(), outcome["values"])
+        rows = pq.ParquetFile(artifacts.split_path("train")).metadata.num_rows
+        model = keras.models.load_model(stage.trial_model(summary["study"], promoted.number))
+        assert int(model.optimizer.iterations) == len(outcome["curve"]) * -(-rows // config.batch_size)
 
     from mlflow.tracking import MlflowClient
 

@@ -177,7 +177,7 @@ def test_workers_open_the_study_with_the_sweeps_pruner(tmp_path, pruner, kind):
         {"sweep": {"pruner": pruner, "storage": f"sqlite:///{tmp_path / 'study.db'}"}}
     )
     optuna.create_study(study_name="s", storage=params.sweep.storage)
-    assert type(stage._study(params, "s").pruner).__name__ == kind
+    assert isinstance(stage._study(params, "s").pruner, getattr(optuna.pruners, kind))
 
 
 def test_a_pruned_trial_stops_where_it_was_told_and_reports_each_epoch():
@@ -253,7 +253,7 @@ def test_a_resume_needs_epochs_left_and_its_state():
 
 def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monkeypatch):
     """Round 2 takes the best third of round 1's screened trials, less one already continued there
-    before a crash and one whose saved state is gone."""
+    before a crash and one whose saved state is gone; one whose continuation failed is promoted again."""
     import optuna
     from optuna.distributions import FloatDistribution
 
@@ -264,6 +264,7 @@ def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monke
     rate = FloatDistribution(1e-4, 0.1, log=True)
     rows = [(1, 0.9, None), (1, 0.8, None), (1, 0.7, None), (1, 0.2, None), (1, 0.1, None), (1, 0.3, None)]
     rows += [(1, 0.05, None), (1, 0.04, None), (1, 0.03, None), (2, 0.95, 0)]  # trial 9 continued trial 0
+    rows += [(2, 0.5, 1)]  # trial 10 continued trial 1 until a crash: it failed
     for number, (round_number, value, source) in enumerate(rows):
         outcome = {"curve": [value], "screened": round_number == 1, "resumed_from": source}
         attrs = {"round": round_number, "values": {}, "outcome": outcome}
@@ -271,7 +272,7 @@ def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monke
             attrs["promoted_from"] = source
         study.add_trial(
             optuna.trial.create_trial(
-                state=optuna.trial.TrialState.PRUNED,
+                state=optuna.trial.TrialState.FAIL if number == 10 else optuna.trial.TrialState.PRUNED,
                 params={"learning_rate": 0.01},
                 distributions={"learning_rate": rate},
                 user_attrs=attrs,
@@ -282,3 +283,37 @@ def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monke
     stage.trial_checkpoint("s", 2).unlink()
     assert [t.number for t in stage._promotions(study, 2, True)] == [1]  # best 3 of 9: 0 (done), 1, 2 (gone)
     assert stage._promotions(study, 1, True) == [] and stage._promotions(study, 3, True) == []
+
+
+def test_halving_counts_a_promoted_configuration_once_at_a_rung():
+    """A promoted trial records the rung its screened run reached again: left in, the screened run's record
+    would make a new trial beat the second-best screened value instead of the third."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from components.sweep import halving
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=halving(min_resource=3))
+    rate = {"learning_rate": FloatDistribution(1e-4, 0.1, log=True)}
+    screened = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    for value in screened:  # screening trials: they reported each epoch, so they hold the first rung
+        trial = study.ask(rate)
+        for epoch in (1, 2, 3):
+            trial.report(value, epoch)
+            trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    for source in (0, 1):  # promoted: the screened runs replayed (the stage's run_trial does the same)
+        study.enqueue_trial(study.trials[source].params)
+        trial = study.ask(rate)
+        trial.set_user_attr("promoted_from", source)
+        for epoch in (1, 2, 3):
+            trial.report(screened[source], epoch)
+            trial.should_prune()
+    newcomer = study.ask(rate)
+    newcomer.report(0.75, 3)
+    assert not newcomer.should_prune()  # third of nine configurations
+    rungs = [
+        t.system_attrs["completed_rung_0"] for t in study.get_trials() if "completed_rung_0" in t.system_attrs
+    ]
+    assert sorted(rungs) == sorted([*screened, 0.9, 0.8, 0.75])  # stored twice, read once
