@@ -440,11 +440,12 @@ def _promotions(study, round_number: int, higher_is_better: bool) -> list:
     best third at its first rung, less those already continued there or whose saved state is gone."""
     if round_number != 2:
         return []
-    screened = [t for t in _finished(study, 1) if t.user_attrs["outcome"]["screened"]]
+    finished = _finished(study)  # one read of the study for both rounds
+    screened = [t for t in finished if t.user_attrs["round"] == 1 and t.user_attrs["outcome"]["screened"]]
     if not screened:
         return []
     best = sweep.promote([t.user_attrs["outcome"]["curve"][-1] for t in screened], higher_is_better)
-    continued = {t.user_attrs.get("promoted_from") for t in _finished(study, round_number)}
+    continued = {t.user_attrs.get("promoted_from") for t in finished if t.user_attrs["round"] == round_number}
     return [
         screened[i]
         for i in best
