@@ -13,7 +13,11 @@ Prefect server started for the benchmark.
    the end). Target: at most 1/3. Also printed: the peer's epochs up to its best trial. Two tasks: the
    default data (dev 352 examples: a trial's dev accuracy has a standard error of about 0.02, as wide as
    the spread between good configurations) and a synthetic one with a dev set of 5,000 (about 0.006),
-   where the bar is set by configurations more than by luck.
+   where the bar is set by configurations more than by luck. Per task, a reference from the peer's own
+   curves (all seeds, no training of its own): how often random configurations, all screened at the
+   first rung and the best trained on within the same third, reach the bar of as many others. The
+   peer's bar is the best of 16 full trainings; a third of its epochs finishes about 3 configurations,
+   so the target asks for better configurations than random sampling finds, not only fewer epochs.
 2. Throughput: the same sweep (2 rounds of `--trials`, same seed, no pruning nor screening, so both runs
    train the same trials) with workers=1 and workers=2 on this machine's cores. Target: 2 workers at least
    1.7x the trials per second of 1 worker (trial span: from the first trial's start in its worker to the
@@ -51,6 +55,7 @@ from benchmarks.bench_pipeline import (  # noqa: E402
     set_params,
     start_prefect_server,
 )
+from components import sweep  # noqa: E402
 from pipelines.runtime import configure_environment  # noqa: E402
 
 configure_environment()
@@ -174,7 +179,7 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
         )
         keras.utils.set_random_seed(seed)
         tuner.search(x, y, epochs=epochs, validation_data=(x_dev, y_dev), verbose=0)
-    return [{"score": c[-1], "epochs": len(c)} for c in curves]
+    return [{"score": c[-1], "epochs": len(c), "curve": c} for c in curves]
 
 
 def efficiency(project: Path, env: dict, seed: int, rounds: int, trials: int, epochs: int) -> dict:
@@ -206,8 +211,33 @@ def efficiency(project: Path, env: dict, seed: int, rounds: int, trials: int, ep
         "ratio": None if reached is None else reached / peer_epochs,
         "pruned": summary["pruned"],
         "peer_scores": [round(t["score"], 4) for t in peer],
+        "peer_curves": [[round(v, 4) for v in t["curve"]] for t in peer],
         "trace": trace,  # ours in order of completion: [round, epochs, last dev metric]
     }
+
+
+def halving_reference(
+    curves: list[list[float]], configurations: int, budget: float, draws: int = 4000, seed: int = 0
+) -> dict:
+    """How often random configurations, screened and the best trained on, reach the peer's bar within
+    `budget` epochs: a reference for our reach rate from the peer's own curves (every configuration it
+    trained, all seeds of a task; so no training of its own). Each draw takes `configurations` curves for
+    the peer (its bar: their best last value) and as many others for a halving without coarse to fine:
+    all screened at successive halving's first rung, then as many of the best as the budget allows
+    trained to the end (one rung: the most configurations it can finish). Drawn without replacement,
+    so the pool needs twice `configurations` curves."""
+    pool = np.array(curves)
+    epochs = pool.shape[1]
+    screen = sweep.first_rung(epochs)
+    finish = max(0, int((budget - configurations * screen) // (epochs - screen)))
+    rng = np.random.default_rng(seed)
+    reached = 0
+    for _ in range(draws):
+        drawn = rng.choice(len(pool), 2 * configurations, replace=False)
+        ours, peer = drawn[:configurations], drawn[configurations:]
+        best = ours[np.argsort(-pool[ours, screen - 1], kind="stable")[:finish]]
+        reached += bool(finish) and pool[best, -1].max() >= pool[peer, -1].max()
+    return {"screen": screen, "finish": finish, "pool": len(pool), "rate": float(reached / draws)}
 
 
 def span(trials: list) -> tuple[float, float]:
@@ -297,6 +327,23 @@ def main() -> None:
                         f"trial); ours reached it after {row['ours_epochs_to_bar']} epochs (ratio {ratio}, "
                         f"target <= 0.33); ours best {row['ours_best']:.4f} in {row['ours_epochs_total']} "
                         f"epochs, {row['pruned']} pruned",
+                        flush=True,
+                    )
+                rows = [row for row in results["efficiency"] if row["task"] == task]
+                if len(rows) >= 2:  # the pool must hold two draws of the budget
+                    reference = halving_reference(
+                        [curve for row in rows for curve in row["peer_curves"]],
+                        args.rounds * args.trials,
+                        rows[0]["peer_epochs"] / 3,
+                    )
+                    results.setdefault("reference", {})[task] = reference
+                    met = sum(row["ratio"] is not None and row["ratio"] <= 1 / 3 for row in rows)
+                    print(
+                        f"{task}: ours reached the peer's best within 1/3 of its epochs in {met} of "
+                        f"{len(rows)} runs; random configurations screened for {reference['screen']} "
+                        f"epochs, the best {reference['finish']} trained on within the same 1/3, reach it "
+                        f"in {reference['rate']:.0%} of 4,000 draws from the peer's {reference['pool']} "
+                        "curves",
                         flush=True,
                     )
             if not args.throughput:
