@@ -348,9 +348,10 @@ def main() -> None:
                     )
                 rows = [row for row in results["efficiency"] if row["task"] == task]
                 met = sum(row["ratio"] is not None and row["ratio"] <= 1 / 3 for row in rows)
+                configurations = args.rounds * args.trials  # the peer's trials
                 reference = halving_reference(
                     [curve for row in rows for curve in row["peer_curves"]],
-                    args.rounds * args.trials,
+                    configurations,
                     rows[0]["peer_epochs"] / 3,
                 )
                 results.setdefault("reference", {})[task] = reference
@@ -361,9 +362,9 @@ def main() -> None:
                         ""
                         if reference is None
                         else f"; from the peer's {reference['pool']} curves ({reference['draws']} draws), "
-                        f"{args.rounds * args.trials} random configurations screened for "
+                        f"{configurations} random configurations screened for "
                         f"{reference['screen']} epochs, the best {reference['finish']} trained on within "
-                        f"the same 1/3, reach the best of {args.rounds * args.trials} others in "
+                        f"the same 1/3, reach the best of {configurations} others in "
                         f"{reference['rate']:.0%}; all trained to the end, in {reference['ceiling']:.0%} "
                         "(the ceiling of random sampling with the peer's trial budget)"
                     ),

@@ -23,7 +23,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -373,11 +373,10 @@ def sweep_flow(params: Params) -> dict:
             # Promoted trials go first (and take the round's first numbers): the likeliest to be good,
             # they set the next rung's bar early. Enqueued, they take nothing from the sampler's stream.
             promoted = [
-                (
+                _Job(
                     _ask_again(study, source, round_number, "promoted_from"),
                     source.user_attrs["values"],
-                    None,
-                    source.user_attrs["outcome"],
+                    resume=source.user_attrs["outcome"],
                 )
                 for source in _promotions(study, round_number, higher)
             ]
@@ -387,11 +386,11 @@ def sweep_flow(params: Params) -> dict:
                 values = box.values(trial.params)
                 trial.set_user_attr("round", round_number)
                 trial.set_user_attr("values", values)
-                sampled.append((trial, values, screen, None))
+                sampled.append(_Job(trial, values, screen))
             # Longest first, handed out as workers free up (one trial queued ahead): the workers then
             # finish the round together instead of one waiting on a long trial that started last. (The
             # process pool resolves submissions on threads, so submitting all at once loses their order.)
-            sampled.sort(key=lambda job: -sweep.trial_cost(trial_config(params, job[1]), n_train))
+            sampled.sort(key=lambda job: -sweep.trial_cost(trial_config(params, job.values), n_train))
             asked = promoted + sampled
             logger.info(
                 "round %d/%d: %d trials (%d done before%s)%s, box %s",
@@ -411,8 +410,8 @@ def sweep_flow(params: Params) -> dict:
             bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
             while asked or running:
                 while asked and len(running) < slots:
-                    trial, values, screening, resume = asked.pop(0)
-                    running.add(submit(trial, values, screening, resume=resume))
+                    job = asked.pop(0)
+                    running.add(submit(job.trial, job.values, job.screen, resume=job.resume))
                 future = next(as_completed(list(running)))
                 running.remove(future)
                 log_outcome(future.result())
@@ -435,6 +434,16 @@ def sweep_flow(params: Params) -> dict:
     return _report(params, study, rounds, wall_s)
 
 
+class _Job(NamedTuple):
+    """A trial asked for this round, waiting for a worker: `screen` epochs for a screening trial, `resume`
+    the screened outcome a promoted trial continues."""
+
+    trial: Any
+    values: dict
+    screen: int | None = None
+    resume: dict | None = None
+
+
 def _promotions(study, round_number: int, higher_is_better: bool) -> list:
     """The screened trials of round 1 (FrozenTrial) that successive halving promotes into round 2, the
     best third at its first rung, less those already continued there or whose saved state is gone."""
@@ -442,8 +451,6 @@ def _promotions(study, round_number: int, higher_is_better: bool) -> list:
         return []
     finished = _finished(study)  # one read of the study for both rounds
     screened = [t for t in finished if t.user_attrs["round"] == 1 and t.user_attrs["outcome"]["screened"]]
-    if not screened:
-        return []
     best = sweep.promote([t.user_attrs["outcome"]["curve"][-1] for t in screened], higher_is_better)
     continued = {t.user_attrs.get("promoted_from") for t in finished if t.user_attrs["round"] == round_number}
     return [
