@@ -35,8 +35,10 @@ class ColumnRule:
     """What one column must satisfy; None leaves that aspect unchecked.
 
     type: integer, float, number (either), string or boolean. min, max: inclusive bounds of the values
-    (which also refuse inf). values: the allowed values. nulls: the largest share of missing values (NaN
-    included), 0 to 1. unique: no value twice. length: inclusive (low, high) bounds of a string's length in
+    (which also refuse inf). values: the allowed values. categories: the known values of a categorical
+    feature; a new one is a warning or a violation by the contract's `new_categories` policy (the model
+    maps it to its out-of-vocabulary bucket). nulls: the largest share of missing values (NaN included),
+    0 to 1. unique: no value twice. length: inclusive (low, high) bounds of a string's length in
     characters. pattern: a regular expression every string must match (Python `re.search`).
     """
 
@@ -44,6 +46,7 @@ class ColumnRule:
     min: float | None = None
     max: float | None = None
     values: tuple[Any, ...] | None = None
+    categories: tuple[Any, ...] | None = None
     nulls: float = 0.0
     unique: bool = False
     length: tuple[int, int] | None = None
@@ -74,6 +77,18 @@ class ColumnRule:
 
 
 RULE_KEYS = tuple(f.name for f in fields(ColumnRule))
+NEW_CATEGORIES = "mlstrategy.new_categories"  # the meta key marking a rule's categories expectation
+
+
+def label_type(labels: Sequence[Any] | None) -> str:
+    """The contract type of a label column whose classes are `labels` (None: integers, 0..K-1)."""
+    if not labels or all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return "integer"
+    if all(isinstance(v, bool) for v in labels):
+        return "boolean"
+    if all(isinstance(v, str) for v in labels):
+        return "string"
+    return "number"
 
 
 def parse_rules(spec: Mapping[str, Any] | None) -> tuple[dict[str, ColumnRule], bool]:
@@ -101,7 +116,9 @@ def parse_rules(spec: Mapping[str, Any] | None) -> tuple[dict[str, ColumnRule], 
         try:
             rules[str(name)] = ColumnRule(
                 **{
-                    key: tuple(value) if key in ("values", "length") and value is not None else value
+                    key: tuple(value)
+                    if key in ("values", "categories", "length") and value is not None
+                    else value
                     for key, value in rule.items()
                 }
             )
@@ -114,27 +131,34 @@ def parse_rules(spec: Mapping[str, Any] | None) -> tuple[dict[str, ColumnRule], 
 class DataContract:
     """What the raw data must satisfy.
 
-    labels: the allowed label values (None: any integer). feature_range: inclusive (low, high) bounds of
-    every feature the contract file does not give rules of. sources: allowed values of the source column
-    (None: any non-null string). min_rows_per_class: fewest examples each present class must have (so that
-    it can reach train, dev and test); the label column must also hold at least two classes. rules: the
-    contract file's per-column rules; a feature's rule replaces the default (a number in feature_range,
-    never null); the id, label and source columns keep what the pipeline needs and add theirs.
-    extra_columns: whether columns that neither the pipeline nor the rules name may be present.
-    image_shape: (height, width) when rows are images: the number of features must match it.
+    labels: the allowed label values, of any one scalar type (None: any integer). feature_range: inclusive
+    (low, high) bounds of every feature the contract file does not give rules of, unless `kinds` says
+    what the table's features are ({column: kind}; then a feature without a rule may be anything its kind
+    reads, missing included). sources: allowed values of the source column (None: any non-null string).
+    min_rows_per_class: fewest examples each present class must have (so that it can reach train, dev
+    and test); the label column must also hold at least two classes. rules: the contract file's
+    per-column rules; a feature's rule replaces the default (a number in feature_range, never null); the
+    id, label and source columns keep what the pipeline needs and add theirs. extra_columns: whether
+    columns that neither the pipeline nor the rules name may be present. image_shape: (height, width)
+    when rows are images: the number of features must match it. date_formats: {column: strftime format}
+    every value of a date column stored as text must match. new_categories: warn or fail, for values
+    outside a rule's categories.
     """
 
     id_column: str
     label_column: str
     feature_columns: tuple[str, ...]
     feature_range: tuple[float, float] = (0.0, 1.0)
-    labels: tuple[int, ...] | None = None
+    labels: tuple[Any, ...] | None = None
     source_column: str | None = None
     sources: tuple[str, ...] | None = None
     min_rows_per_class: int = 1
     rules: Mapping[str, ColumnRule] = field(default_factory=dict)
     extra_columns: bool = True
     image_shape: tuple[int, ...] | None = None
+    kinds: Mapping[str, str] | None = None
+    date_formats: Mapping[str, str] = field(default_factory=dict)
+    new_categories: str = "warn"
 
     @property
     def key_columns(self) -> list[str]:
@@ -150,6 +174,8 @@ class DataContract:
         """The column's rule: its own from the contract file, else the default for a feature."""
         if column in self.rules:
             return self.rules[column]
+        if self.kinds is not None:
+            return ColumnRule(type="number" if self.kinds.get(column) == "numeric" else None, nulls=1.0)
         low, high = self.feature_range
         return ColumnRule(type="number", min=low, max=high)
 
@@ -167,7 +193,7 @@ def expectation_suite(contract: DataContract, name: str = "raw_data") -> gx.Expe
         gxe.ExpectColumnValuesToNotBeNull(column=id_),
         gxe.ExpectColumnValuesToBeUnique(column=id_),
         gxe.ExpectColumnValuesToNotBeNull(column=label),
-        gxe.ExpectColumnValuesToBeInTypeList(column=label, type_list=INTEGER_TYPES),
+        *_rule_expectations(label, ColumnRule(type=label_type(contract.labels))),
         gxe.ExpectColumnUniqueValueCountToBeBetween(column=label, min_value=2),
     ]
     if contract.labels is not None:
@@ -183,6 +209,10 @@ def expectation_suite(contract: DataContract, name: str = "raw_data") -> gx.Expe
         *(c for c in contract.rules if c not in contract.feature_columns),
     ]:
         expectations += _rule_expectations(column, contract.rule(column))
+    for column, date_format in contract.date_formats.items():
+        expectations.append(
+            gxe.ExpectColumnValuesToMatchStrftimeFormat(column=column, strftime_format=date_format)
+        )
     # The key columns' own rules may repeat what the pipeline needs: keep one of each.
     unique = {(e.expectation_type, repr(sorted(e.configuration.kwargs.items()))): e for e in expectations}
     # The constructor, not add_expectation(): that one compares each new expectation with all the others.
@@ -210,6 +240,12 @@ def _rule_expectations(column: str, rule: ColumnRule) -> list[Any]:
         found.append(gxe.ExpectColumnMaxToBeBetween(column=column, max_value=rule.max))
     if rule.values is not None:
         found.append(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.values)))
+    if rule.categories is not None:
+        found.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=column, value_set=list(rule.categories), meta={NEW_CATEGORIES: True}
+            )
+        )
     if rule.unique:
         found.append(gxe.ExpectColumnValuesToBeUnique(column=column))
     if rule.length is not None:
@@ -262,6 +298,9 @@ def violations(
         if item.success:
             continue
         config = item.expectation_config
+        new_categories = bool((config.meta or {}).get(NEW_CATEGORIES))
+        if new_categories and contract.new_categories == "warn":
+            continue  # warnings: `new_categories`
         if config.type in RANGE_CHECKS:
             # A missing or non-numeric column is reported by the column-set and type checks already.
             column = config.kwargs["column"]
@@ -276,6 +315,8 @@ def violations(
             details = _column_difference(list(frame.columns), contract)
         elif "observed_value" in outcome:
             details = f"observed {outcome['observed_value']}"
+        elif new_categories:
+            details = "categories the contract does not know (data.new_categories: fail)"
         found.append(
             Violation(
                 expectation=config.type,
@@ -292,6 +333,28 @@ def violations(
         found += filter(None, [rare_classes(frame[contract.label_column], contract)])
     found += filter(None, [_image_shape(contract)])
     return sorted(found, key=lambda v: -(v.unexpected_count or 0))
+
+
+def new_categories(result: Any, sample_size: int = 5) -> list[Violation]:
+    """The categorical columns of the validated batch holding values their rule's categories do not know
+    (a warning under new_categories: warn; the model reads them as its out-of-vocabulary bucket)."""
+    found = []
+    for item in result.results:
+        config = item.expectation_config
+        if item.success or not (config.meta or {}).get(NEW_CATEGORIES):
+            continue
+        outcome = item.result or {}
+        found.append(
+            Violation(
+                expectation="new categories",
+                column=config.kwargs.get("column"),
+                unexpected_count=outcome.get("unexpected_count"),
+                unexpected_percent=outcome.get("unexpected_percent"),
+                sample=sorted({str(v) for v in outcome.get("partial_unexpected_list") or []})[:sample_size],
+                details="read as the model's out-of-vocabulary category",
+            )
+        )
+    return found
 
 
 def _column_difference(present: list[str], contract: DataContract) -> str:
@@ -355,25 +418,54 @@ def _image_shape(contract: DataContract) -> Violation | None:
     )
 
 
-def propose(frame: pd.DataFrame, unique: Sequence[str] = (), max_values: int = 20) -> dict[str, Any]:
+def propose(
+    frame: pd.DataFrame,
+    unique: Sequence[str] = (),
+    max_values: int = 20,
+    kinds: Mapping[str, str] | None = None,
+    slack: float = 0.0,
+    max_categories: int = 1000,
+) -> dict[str, Any]:
     """A contract file's mapping proposed from a trusted snapshot, for a person to edit: each column's type
     and null share as seen; with at most `max_values` distinct values, integers' and strings' value set;
     else numbers' observed range (floats to 3 significant digits, outward) and strings' length range.
-    `unique`: the columns (ids) whose values must never repeat."""
+    `unique`: the columns (ids) whose values must never repeat.
+
+    kinds: a table's feature kinds ({column: kind}, `components.columns.infer_kind`): a categorical
+    feature gets its known `categories` (up to `max_categories`; a new one is a warning by default)
+    instead of a closed value set, a date its type only (params.yaml data.date_formats holds its format),
+    and so does a column the model ignores.
+    slack: how much room to leave for new batches: ranges widened by this share of their span on each
+    side (not below 0 for a column that never was), null shares raised by as much as they are, 0.1 at
+    least, where the snapshot had any."""
+    kinds = kinds or {}
     columns: dict[str, dict[str, Any]] = {}
     for name in frame.columns:
         values = frame[name]
         present = values.dropna()
+        kind = kinds.get(str(name))
         rule: dict[str, Any] = {"type": _type_of(values)}
-        if len(present) < len(values):
+        share = 1 - len(present) / len(values) if len(values) else 0.0
+        if share:
+            share = min(1.0, share + max(share, 0.1)) if slack else share
             # Round up so that the snapshot itself passes.
-            rule["nulls"] = math.ceil(1000 * (1 - len(present) / len(values))) / 1000
-        if rule["type"] in ("integer", "string") and present.nunique() <= max_values and name not in unique:
+            rule["nulls"] = math.ceil(1000 * share) / 1000
+        few = present.nunique() <= max_values and name not in unique
+        if kind == "categorical":
+            if present.nunique() <= max_categories:
+                rule["categories"] = sorted(_plain(v) for v in present.unique())
+        elif kind in ("date", "ignore"):
+            pass  # a date's format is params'; a column the model ignores only keeps its type
+        elif rule["type"] in ("integer", "string") and few and kind != "text":
             rule["values"] = sorted(_plain(v) for v in present.unique())
-        elif rule["type"] == "integer" and len(present):
-            rule["min"], rule["max"] = int(present.min()), int(present.max())
-        elif rule["type"] == "float" and len(present):
-            rule["min"], rule["max"] = _round_out(present.min(), up=False), _round_out(present.max(), up=True)
+        elif rule["type"] in ("integer", "float") and len(present):
+            low, high = float(present.min()), float(present.max())
+            room = slack * (high - low)
+            low, high = (max(low - room, 0.0) if low >= 0 else low - room), high + room
+            if rule["type"] == "integer":
+                rule["min"], rule["max"] = math.floor(low), math.ceil(high)
+            else:
+                rule["min"], rule["max"] = _round_out(low, up=False), _round_out(high, up=True)
         elif rule["type"] == "string" and len(present):
             lengths = present.astype(str).str.len()
             rule["length"] = [int(lengths.min()), int(lengths.max())]

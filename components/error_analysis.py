@@ -8,11 +8,15 @@ Pure functions on arrays and frames; no model, no files.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from components.columns import MISSING, input_names, n_rows, take
 
 # The 3x3 Laplacian, applied within each image only (a leading axis of 1 keeps images apart).
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)[None]
@@ -92,6 +96,46 @@ def text_tags(
     )
 
 
+def slice_tags(
+    x: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    bins: int = 4,
+    top: int = 10,
+) -> pd.DataFrame:
+    """The feature slice each example of a table falls in, as error analysis counts them: per column of
+    `kinds`, a category (the column holding 'Dream' for 'island=Dream'; beyond the `top` most frequent in
+    `reference`, 'other'), a flag ('true', 'false'), the year of a date, or for a number which of the
+    `bins` quantile bins of `reference` it is in (a bool column 'age in [20, 31)' each); a missing value
+    is its own slice ('age missing'), free text only that. x, reference: a table's model inputs
+    (`components.columns.model_inputs`, e.g. of dev and of train)."""
+    names = input_names(c for c, k in kinds.items() if k != "ignore")
+    out: dict[str, np.ndarray] = {}
+    for column, name in names.items():
+        kind, values = kinds[column], x[name]
+        missing = values == MISSING if values.dtype.kind == "O" else np.isnan(values)
+        if kind == "categorical":
+            common = pd.Series(reference[name]).value_counts().drop(MISSING, errors="ignore").head(top).index
+            out[column] = np.where(np.isin(values, common), values, "other").astype(object)
+        elif kind == "boolean":
+            out[column] = np.where(values == 1, "true", "false").astype(object)
+        elif kind == "date":
+            years = pd.to_datetime(np.where(missing, 0, values), unit="D").year.astype(str)
+            out[column] = np.asarray(years, dtype=object)
+        elif kind == "numeric":
+            present = reference[name][~np.isnan(reference[name])]
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))) if len(present) else []
+            for low, high in itertools.pairwise(edges):
+                last = high == edges[-1]
+                inside = (values >= low) & ((values <= high) if last else (values < high))
+                out[f"{column} in [{low:.4g}, {high:.4g}{']' if last else ')'}"] = inside & ~missing
+        if kind in ("categorical", "boolean", "date"):
+            out[column] = np.where(missing, "", out[column])
+        out[f"{column} missing"] = missing
+    frame = pd.DataFrame(out)
+    return frame.loc[:, [frame[c].dtype != bool or frame[c].any() for c in frame.columns]]
+
+
 def confusion_pairs(y_true: np.ndarray, y_pred: np.ndarray) -> pd.Series:
     """'true->predicted' for each misclassified example, '' for the others; y_true, y_pred (n,) int."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -143,21 +187,23 @@ def tag_table(tags: pd.DataFrame, wrong: np.ndarray) -> pd.DataFrame:
 
 
 def out_of_fold_probabilities(
-    fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    x: np.ndarray,
+    fit_predict: Callable[[Any, np.ndarray, Any], np.ndarray],
+    x: Any,
     y: np.ndarray,
     folds: int = 5,
     seed: int = 0,
 ) -> np.ndarray:
-    """(n, classes) probabilities for each row of x (n, features) from a model that never saw it:
+    """(n, classes) probabilities for each row of x (n, features; or a table's {input: column}) from a
+    model that never saw it:
     stratified K-fold, `fit_predict(x_fit, y_fit, x_held_out)` returning (len(x_held_out), classes)."""
     from sklearn.model_selection import StratifiedKFold
 
     probabilities: np.ndarray | None = None
-    for fit, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        found = np.asarray(fit_predict(x[fit], y[fit], x[held_out]))
+    folding = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fit, held_out in folding.split(np.zeros(n_rows(x)), y):
+        found = np.asarray(fit_predict(take(x, fit), y[fit], take(x, held_out)))
         if probabilities is None:
-            probabilities = np.zeros((len(x), found.shape[1]))
+            probabilities = np.zeros((n_rows(x), found.shape[1]))
         probabilities[held_out] = found
     assert probabilities is not None
     return probabilities

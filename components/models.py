@@ -105,6 +105,30 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class TabularConfig:
+    """How a table's columns are encoded inside the model (`components.preprocessing`): categories
+    one-hot up to `embed_above` of them, else an embedding of `embedding_dim` (None: min(16, 1.6 k^0.56)
+    for k categories); at most `max_categories` per column (the most frequent; the others share the
+    out-of-vocabulary bucket); missing numbers imputed by the train split's `impute` (mean or median),
+    flagged in a column of their own with `missing_indicator`; free text as a TF-IDF bag of its
+    `max_tokens` most frequent words."""
+
+    embed_above: int = 10
+    embedding_dim: int | None = None
+    max_categories: int = 1000
+    impute: Literal["mean", "median"] = "median"
+    missing_indicator: bool = True
+    max_tokens: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("embed_above", "max_categories", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"tabular.{name} must be >= 1, got {getattr(self, name)}")
+        if self.embedding_dim is not None and self.embedding_dim < 1:
+            raise ValueError(f"tabular.embedding_dim must be >= 1 or null (auto), got {self.embedding_dim}")
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     """Image augmentation inside the model, active only while training. Flips only where they keep the
     label (a mirrored 2 is no 2: off by default). `mixup` and `cutmix` mix pairs of training examples and
@@ -135,7 +159,10 @@ class AugmentConfig:
 
 
 def data_kind(x: Any, image_shape: tuple[int, ...] | None) -> Kind:
-    """text for an array of strings, image for rows with an image shape, else tabular."""
+    """text for an array of strings, image for rows with an image shape, else tabular (rows of numbers,
+    or a table's {input: column} of `components.columns.model_inputs`)."""
+    if isinstance(x, dict):
+        return "tabular"
     if isinstance(x, np.ndarray) and x.dtype.kind in "OUS":
         return "text"
     return "image" if image_shape is not None else "tabular"
@@ -163,9 +190,11 @@ def build_model(
     """The family's body on x_train's kind, fitted where it learns from data (input normalization, the
     WordPiece vocabulary) on x_train only, then the shared head and a softmax over n_classes.
 
-    x_train: (n, features) float rows, or (n,) strings for text. With `config.image_shape`, rows hold
-    h * w * c pixels; the model reshapes them, so it takes the same rows the data has. backbone: a ready
-    image backbone (a keras-hub preset's, for transfer) in place of the family's convolutions.
+    x_train: (n, features) float rows, (n,) strings for text, or a table's {input name: (n, 1) column}
+    (`components.columns.model_inputs` of `config.columns`: the model then takes one input per column and
+    preprocesses it itself, `components.preprocessing`). With `config.image_shape`, rows hold h * w * c
+    pixels; the model reshapes them, so it takes the same rows the data has. backbone: a ready image
+    backbone (a keras-hub preset's, for transfer) in place of the family's convolutions.
     """
     import keras
 
@@ -178,6 +207,8 @@ def build_model(
         )
     if kind == "text":
         inputs, x = _text_body(config, x_train)
+    elif isinstance(x_train, dict):
+        return _table_model(config, x_train, n_classes)
     else:
         if x_train.ndim != 2 or len(x_train) == 0:
             raise ValueError(f"x_train must have shape (n > 0, features), got {x_train.shape}")
@@ -191,6 +222,25 @@ def build_model(
     x = _head(config, x)
     outputs = output_layer(n_classes, "softmax", config.seed + len(config.hidden_units), "softmax")(x)
     return keras.Model(inputs, outputs, name=family)
+
+
+def _table_model(config: TrainConfig, x_train: dict, n_classes: int) -> keras.Model:
+    """A table's model in two parts, both fitted on x_train where they learn from data: "preprocessing"
+    (fixed once adapted: standardization, imputation, calendar parts, category lookups) and "classifier"
+    (one-hot encodings, embeddings, TF-IDF of free text, then the shared head and the softmax). The whole
+    model takes the raw columns; training fits the classifier on the preprocessing's output
+    (`components.training.compile_and_fit`)."""
+    import keras
+
+    from components.preprocessing import encoded_features, table_preprocessing
+
+    preprocessing = table_preprocessing(dict(config.columns), config.tabular, x_train)
+    inputs, x = encoded_features(preprocessing, config.tabular, x_train, config.seed + 200, config.l2)
+    x = _head(config, x)
+    outputs = output_layer(n_classes, "softmax", config.seed + len(config.hidden_units), "softmax")(x)
+    classifier = keras.Model(inputs, outputs, name="classifier")
+    raw = preprocessing.input
+    return keras.Model(raw, classifier(preprocessing(raw)), name="mlp")
 
 
 def output_layer(units: int, activation: str, seed: int, name: str) -> keras.layers.Dense:

@@ -9,7 +9,8 @@ Pure functions on frames; no files.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -24,20 +25,34 @@ def file_lines(index: pd.Index, limit: int = 10) -> str:
     return ("line " if len(lines) == 1 else "lines ") + shown
 
 
+def read_labels(text: pd.Series, labels: Sequence[Any] | None) -> tuple[pd.Series, pd.Series]:
+    """Labels written as text (a corrections file's `corrected`) as the classes they name, in the
+    classes' own type ('Adelie', 3, True), and a mask of those that name none. labels: the class list
+    (None: any non-negative integer)."""
+    text = text.astype(str).str.strip()
+    if labels:
+        written = {str(label): label for label in labels}
+        return text.map(written), ~text.isin(list(written))
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round()) | (numbers < 0)
+    return numbers.where(~bad, 0).astype("int64"), bad
+
+
 def check_corrections(
     corrections: pd.DataFrame,
     split_of: Mapping[str, str],
-    labels: Collection[int] | None,
+    labels: Sequence[Any] | None,
     train: bool = False,
 ) -> pd.DataFrame:
     """The reviewed corrections, checked. corrections: columns `id` and `corrected` (the label each
-    example should have), one row per reviewed example, indexed by its row in the file; split_of: id ->
-    split name of every current example; labels: the allowed classes (None: any non-negative integer);
-    train: whether train examples may be corrected too.
+    example should have, as the class list writes it: 'Adelie', 3, True), one row per reviewed example,
+    indexed by its row in the file; split_of: id -> split name of every current example; labels: the
+    class list (None: any non-negative integer); train: whether train examples may be corrected too.
 
-    Returns the rows with columns id, corrected (int) and split. Raises ValueError listing every problem with
-    its file lines (the header is line 1): unknown ids, labels that are not integers or not in the label
-    set, ids given twice, train ids without `train`, and a file that covers dev but not test or the reverse.
+    Returns the rows with columns id, corrected (the class, in its own type) and split. Raises ValueError
+    listing every problem with its file lines (the header is line 1): unknown ids, labels outside the
+    class list, ids given twice, train ids without `train`, and a file that covers dev but not test or the
+    reverse.
     """
     missing = [c for c in (ID, LABEL) if c not in corrections.columns]
     if missing:
@@ -45,17 +60,11 @@ def check_corrections(
     frame = corrections[[ID, LABEL]].copy()
     frame[ID] = frame[ID].astype(str)
     problems = []
-    numbers = pd.to_numeric(frame[LABEL], errors="coerce")
-    not_integer = numbers.isna() | (numbers != numbers.round())
-    allowed = set(labels) if labels else None
-    outside = ~not_integer & (numbers < 0 if allowed is None else ~numbers.isin(sorted(allowed)))
-    if not_integer.any():
-        shown = frame.loc[not_integer, LABEL].astype(str).head(5).tolist()
-        problems.append(f"{file_lines(frame.index[not_integer])}: label is not an integer ({shown})")
+    values, outside = read_labels(frame[LABEL], labels)
     if outside.any():
-        label_set = "a non-negative integer" if allowed is None else f"the label set {sorted(allowed)}"
-        shown = numbers[outside].astype(int).head(5).tolist()
-        problems.append(f"{file_lines(frame.index[outside])}: label {shown} outside {label_set}")
+        label_set = "a non-negative integer" if not labels else f"the class list {[str(v) for v in labels]}"
+        shown = frame.loc[outside, LABEL].astype(str).head(5).tolist()
+        problems.append(f"{file_lines(frame.index[outside])}: label {shown} is not {label_set}")
     frame["split"] = frame[ID].map(split_of)
     unknown = frame["split"].isna()
     if unknown.any():
@@ -82,7 +91,7 @@ def check_corrections(
         problems.append("no dev or test example: fix dev and test together (train alone is not enough)")
     if problems:
         raise ValueError("\n  ".join(["refused:", *problems]))
-    frame[LABEL] = numbers.astype("int64")
+    frame[LABEL] = values
     return frame
 
 
@@ -96,14 +105,15 @@ def merge_corrections(previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame
 def apply_corrections(
     table: pd.DataFrame, corrections: pd.DataFrame, id_column: str, label_column: str
 ) -> tuple[pd.DataFrame, int, list[str]]:
-    """`table` with the corrected labels. Returns the new table, how many labels changed, and the ids of
+    """`table` with the corrected labels (`corrections`' `corrected`, classes in the label column's own
+    type, as `read_labels` gives them). Returns the new table, how many labels changed, and the ids of
     corrections whose example is no longer in the table (stale)."""
-    wanted = corrections.set_index(corrections[ID].astype(str))[LABEL].astype("int64")
+    wanted = corrections.set_index(corrections[ID].astype(str))[LABEL]
     ids = table[id_column].astype(str)
     present = ids.isin(wanted.index)
     new = ids[present].map(wanted)
     changed = int((table.loc[present, label_column].to_numpy() != new.to_numpy()).sum())
     out = table.copy()
-    out.loc[present, label_column] = new.to_numpy().astype(table[label_column].dtype)
+    out.loc[present, label_column] = pd.array(new.to_list(), dtype=table[label_column].dtype)
     stale = sorted(set(wanted.index) - set(ids))
     return out, changed, stale

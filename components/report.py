@@ -85,6 +85,10 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]]) -> Figure:
     return figure
 
 
+def _short(name: str, limit: int = 18) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def confusion_figure(
     matrix: np.ndarray, labels: Sequence[Any], title: str = "Dev confusion matrix"
 ) -> Figure:
@@ -93,9 +97,10 @@ def confusion_figure(
     figure = _figure(4.8, 4.2)
     ax = figure.subplots()
     ax.imshow(matrix, cmap="Blues")
-    ticks = np.arange(len(labels))
-    ax.set_xticks(ticks, [str(label) for label in labels])
-    ax.set_yticks(ticks, [str(label) for label in labels])
+    ticks, names = np.arange(len(labels)), [_short(str(label)) for label in labels]
+    long = max(map(len, names), default=0) > 3
+    ax.set_xticks(ticks, names, rotation=40 if long else 0, ha="right" if long else "center")
+    ax.set_yticks(ticks, names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     threshold = matrix.max() / 2 if matrix.size else 0
     for (row, col), count in np.ndenumerate(matrix):

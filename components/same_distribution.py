@@ -26,8 +26,12 @@ class DomainCheck:
     p_value: float
 
 
-def domain_classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> DomainCheck:
-    """How well gradient-boosted trees tell rows of `a` (n_a, d) from rows of `b` (n_b, d), out of fold."""
+def domain_classifier_auc(
+    a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5, categorical: np.ndarray | None = None
+) -> DomainCheck:
+    """How well gradient-boosted trees tell rows of `a` (n_a, d) from rows of `b` (n_b, d), out of fold.
+    categorical: (d,) bool, the columns holding category codes (NaN: missing), which the trees split as
+    categories."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -39,7 +43,9 @@ def domain_classifier_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: in
     if folds < 2:
         raise ValueError(f"need at least 2 rows on each side, got {len(a)} and {len(b)}")
     x, y = np.vstack([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
-    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, random_state=seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=30, max_leaf_nodes=15, random_state=seed, categorical_features=categorical
+    )
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y, scores))
@@ -109,9 +115,11 @@ def same_distribution(
     alpha: float = 0.05,
     max_auc: float = 0.6,
     seed: int = 0,
+    categorical: np.ndarray | None = None,
 ) -> SameDistribution:
-    """Compare set a (x_a: (n_a, d) features, y_a: (n_a,) labels) with set b."""
-    domain = domain_classifier_auc(x_a, x_b, seed=seed)
+    """Compare set a (x_a: (n_a, d) features, y_a: (n_a,) labels) with set b; `categorical` (d,) bool
+    marks columns of category codes."""
+    domain = domain_classifier_auc(x_a, x_b, seed=seed, categorical=categorical)
     labels = label_p_value(y_a, y_b)
     apart = domain.auc > max_auc and domain.p_value < alpha
     return SameDistribution(

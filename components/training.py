@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from components.columns import n_rows, take
 from components.models import (
     AugmentConfig,
     CnnConfig,
     Family,
     ResNetConfig,
+    TabularConfig,
     TextConfig,
     build_model,
     channels_last,
@@ -48,6 +50,7 @@ class TrainConfig:
     cnn: CnnConfig = field(default_factory=CnnConfig)
     resnet: ResNetConfig = field(default_factory=ResNetConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    tabular: TabularConfig = field(default_factory=TabularConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     hidden_units: tuple[int, ...] = (128, 64)
     activation: str = "relu"
@@ -74,6 +77,8 @@ class TrainConfig:
     jit_compile: Switch = "auto"
     # The data's image shape, (h, w) or (h, w, c): set from params.yaml data.image_shape, not a knob.
     image_shape: tuple[int, ...] | None = None
+    # A table's (column, kind) pairs, in order: set from params.yaml data.features, not a knob.
+    columns: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         positive = {
@@ -298,7 +303,13 @@ def compile_and_fit(
     backup_dir: Path | None = None,
 ) -> dict[str, list[float]]:
     """Compile model with the configured optimizer and fit it: mini-batches of config.batch_size (MixUp or
-    CutMix batches when on), early stopping and checkpoints when on. Returns the per-epoch history."""
+    CutMix batches when on), early stopping and checkpoints when on. Returns the per-epoch history.
+
+    A table model's preprocessing (`components.preprocessing.split_preprocessing`: its lookups,
+    standardization and calendar parts, fixed once adapted) runs once over x and the validation rows, and
+    the rest of the model (embeddings, head) trains on its output: the same layers, so nothing differs
+    from the saved model, without paying the string lookups in every step of every epoch. `callbacks`
+    still see the whole model (`OnModel`)."""
     import keras
 
     if y is None and config.augment.mixes:
@@ -306,8 +317,19 @@ def compile_and_fit(
     steps_per_epoch = math.ceil(len(y) / config.batch_size) if y is not None else len(x)
     metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
     fit_args: dict[str, Any] = {"x": x, "y": y, "batch_size": config.batch_size, "shuffle": True}
+    fitted, callbacks = model, list(callbacks)
     if y is None:  # a stream brings its own batches and labels
         fit_args = {"x": x}
+    elif isinstance(x, dict):
+        from components.preprocessing import OnModel, preprocess, split_preprocessing
+
+        parts = split_preprocessing(model)
+        if parts is not None:
+            preprocessing, fitted = parts
+            fit_args["x"] = preprocess(preprocessing, x)
+            if validation is not None:
+                validation = (preprocess(preprocessing, validation[0]), validation[1])
+            callbacks = [OnModel(callback, model) for callback in callbacks]
     elif config.augment.mixes and loss == "sparse_categorical_crossentropy":
         from components.inputs import MixedBatches
 
@@ -327,13 +349,15 @@ def compile_and_fit(
         loss = "categorical_crossentropy"  # mixed labels are soft
         if validation is not None:
             validation = (validation[0], np.eye(n_classes, dtype=np.float32)[validation[1]])
-    model.compile(
+    fitted.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=loss,
         metrics=metrics,
-        jit_compile=use_xla(config.jit_compile) and jit_compatible(model),
+        jit_compile=use_xla(config.jit_compile) and jit_compatible(fitted),
     )
-    callbacks = list(callbacks)
+    if fitted is not model:
+        # The same optimizer: the whole model's saved weights hold its state (a sweep resumes from them).
+        model.compile(optimizer=fitted.optimizer, loss=loss, metrics=metrics)
     if config.early_stopping:
         monitor = "val_loss" if validation is not None else "loss"
         callbacks.append(
@@ -344,7 +368,7 @@ def compile_and_fit(
     if config.checkpoints and backup_dir is not None:
         # Resumes a crashed fit from its last finished epoch; deleted when the fit completes.
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    history = model.fit(
+    history = fitted.fit(
         **fit_args,
         epochs=config.epochs,
         validation_data=validation,
@@ -355,24 +379,36 @@ def compile_and_fit(
 
 
 def jit_compatible(model: keras.Model) -> bool:
-    """XLA cannot compile string ops (the text tokenizer) nor RandAugment's geometric ops."""
+    """XLA cannot compile string ops (the text tokenizer, a table's category and word lookups) nor
+    RandAugment's geometric ops."""
     names = {type(layer).__name__ for layer in model._flatten_layers()}
-    return not names & {"WordPieceTokenizer", "RandAugment"}
+    return not names & {"WordPieceTokenizer", "RandAugment", "StringLookup", "TextVectorization"}
 
 
-def predict_probabilities(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(n, classes) float: the model's class probabilities for each row of x (n, features), `chunk` rows
-    per call."""
+def predict_probabilities(model: keras.Model, x: Any, chunk: int = 4096) -> np.ndarray:
+    """(n, classes) float: the model's class probabilities for each row of x (n, features), or of a
+    table's {input: (n, 1) column}, `chunk` rows per call."""
     import keras
 
     # Calling the model directly skips the data pipeline `predict` builds on every call: a sweep scores
     # dev after each epoch, and for small dev sets that pipeline cost more than the training step.
     parts = [
-        keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)
+        keras.ops.convert_to_numpy(model(take(x, slice(i, i + chunk)), training=False))
+        for i in range(0, n_rows(x), chunk)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
-def predict_classes(model: keras.Model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """(n,) int: the most probable class of each row of x (n, features)."""
+def predict_classes(model: keras.Model, x: Any, chunk: int = 4096) -> np.ndarray:
+    """(n,) int: the most probable class of each row of x (`predict_probabilities`)."""
     return np.argmax(predict_probabilities(model, x, chunk), axis=1)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """A saved model for predicting (no optimizer: compile=False), in Keras' safe mode, with the
+    project's own layers registered first (a table's preprocessing)."""
+    import keras
+
+    import components.preprocessing  # noqa: F401 (registers NumericFeatures, DateFeature)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

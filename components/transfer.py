@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from components.columns import take
 from components.models import build_model, channels_last, output_layer
 
 if TYPE_CHECKING:
@@ -88,29 +89,49 @@ def is_backbone(source: keras.Model) -> bool:
     return hub is not None and isinstance(source, hub.models.Backbone)
 
 
-def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> keras.Model:
-    """source's body (everything up to its output layer) under a new, randomly initialized softmax."""
+def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> tuple[keras.Model, list]:
+    """source's body (everything up to its output layer) under a new, randomly initialized softmax, and
+    the body's layers. A table model keeps its two parts (`components.models.build_model`): its
+    preprocessing, and its classifier with the new softmax."""
     import keras
 
-    outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(source.layers[-1].input)
-    return keras.Model(source.input, outputs, name=f"{source.name}_transfer")
+    from components.preprocessing import split_preprocessing
+
+    parts = split_preprocessing(source)
+    if parts is None:
+        outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(source.layers[-1].input)
+        return keras.Model(source.input, outputs, name=f"{source.name}_transfer"), source.layers[:-1]
+    preprocessing, classifier = parts
+    outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(classifier.layers[-1].input)
+    tuned = keras.Model(classifier.input, outputs, name="classifier")
+    raw = preprocessing.input
+    model = keras.Model(raw, tuned(preprocessing(raw)), name=f"{source.name}_transfer")
+    return model, [preprocessing, *tuned.layers[:-1]]
 
 
 def copy_of(model: keras.Model) -> keras.Model:
     """An independent copy with the same weights and fitted state, through the .keras format: clone_model
     with set_weights leaves an adapted Normalization at its unfitted mean and variance."""
-    import keras
+    from components.training import load_model
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "source.keras"
         model.save(path)
-        return keras.saving.load_model(path, safe_mode=True)
+        return load_model(path)
 
 
 def check_inputs(source: keras.Model, x_target: Any, image_shape: tuple[int, ...] | None = None) -> None:
     """The source model must take the target's inputs: same features per example, or for a keras-hub
     backbone the same (height, width, channels) as the target's image_shape (None in the backbone's shape
-    takes any size)."""
+    takes any size). A table's model must take the target's columns."""
+    if isinstance(x_target, dict):
+        expected_columns = sorted(tensor.name for tensor in source.inputs)
+        if expected_columns != sorted(x_target):
+            raise ValueError(
+                f"the transfer source takes the columns {expected_columns}, the target data has "
+                f"{sorted(x_target)}: both tasks must have the same input (seeds)"
+            )
+        return
     expected = tuple(source.inputs[0].shape[1:])
     got = tuple(np.asarray(x_target).shape[1:])
     if is_backbone(source):
@@ -161,8 +182,7 @@ def fine_tune(
             backbone = copy_of(source)
             model, body = build_model(config, np.asarray(x_target), n_classes, backbone=backbone), [backbone]
         else:
-            model = replace_head(copy_of(source), n_classes, config.seed)
-            body = model.layers[:-1]
+            model, body = replace_head(copy_of(source), n_classes, config.seed)
         if frozen:
             for layer in body:
                 layer.trainable = False
@@ -206,7 +226,7 @@ def compare_transfer(
     for size in sizes:
         if not 0 < size <= len(y):
             raise ValueError(f"target size {size} is not in 1..{len(y)} (the target's training examples)")
-        x_size, y_size = x[order[:size]], y[order[:size]]
+        x_size, y_size = take(x, order[:size]), y[order[:size]]
         sized = with_min_steps(config, size, min_steps)
         if is_backbone(source):
             fresh = type(source).from_config(source.get_config())

@@ -9,41 +9,53 @@ of the right answers, for a person to look at), reports/relabel_queue.csv and re
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
 
 from components import error_analysis
+from components.columns import label_names, take
 from components.report import error_gallery_figure, error_table_figure, png_bytes
-from components.training import predict_probabilities, train
+from components.training import load_model, predict_probabilities, train
 from pipelines.artifacts import (
     ANALYZE,
     ERROR_GALLERY,
     ERROR_SAMPLE,
     ERROR_TABLE,
+    MODEL,
     RELABEL_QUEUE,
     atomic_output,
+    require,
     split_path,
     write_frame,
     write_json,
 )
 from pipelines.errors import UserError
-from pipelines.evaluate import load_model
 from pipelines.params import Params
-from pipelines.tables import as_images, read_splits
+from pipelines.tables import as_images, classes, read_splits
 
 TEXT_SHOWN = 300  # characters of a text kept in metrics/analyze.json and the report
 
 
 def dev_tags(
-    params: Params, dev: pd.DataFrame, x_dev: np.ndarray, x_train: np.ndarray, probabilities: np.ndarray
+    params: Params,
+    dev: pd.DataFrame,
+    dev_xy: tuple[Any, np.ndarray],
+    x_train: Any,
+    probabilities: np.ndarray,
+    names: np.ndarray,
 ) -> pd.DataFrame:
-    """One row per dev example: the tags error analysis counts."""
+    """One row per dev example: the tags error analysis counts. names: (classes,) the classes as the
+    user writes them."""
     data, options = params.data, params.analyze
-    y = dev[data.label_column].to_numpy()
+    x_dev, y = dev_xy
     tags = pd.DataFrame(
         {
-            "confusion": error_analysis.confusion_pairs(y, probabilities.argmax(axis=1)).to_numpy(),
+            "confusion": error_analysis.confusion_pairs(
+                names[y], names[probabilities.argmax(axis=1)]
+            ).to_numpy(),
             "low_confidence": error_analysis.low_confidence(probabilities, options.low_confidence),
         }
     )
@@ -57,15 +69,17 @@ def dev_tags(
     elif data.text_column:
         content = error_analysis.text_tags(x_dev, x_train, options.tag_quantile)
         tags = pd.concat([tags, content], axis=1)
+    elif data.kinds:
+        tags = pd.concat([tags, error_analysis.slice_tags(x_dev, x_train, data.kinds)], axis=1)
     for column in data.tag_columns:
         tags[column] = dev[column].astype("string").fillna("").to_numpy()
     return tags
 
 
-def train_probabilities(params: Params, x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+def train_probabilities(params: Params, x: Any, y: np.ndarray, classes: int) -> np.ndarray:
     """Out-of-fold probabilities on train: the train config fitted on K-1 folds, scoring the last."""
 
-    def fit_predict(x_fit: np.ndarray, y_fit: np.ndarray, x_held_out: np.ndarray) -> np.ndarray:
+    def fit_predict(x_fit: Any, y_fit: np.ndarray, x_held_out: Any) -> np.ndarray:
         model, _ = train(params.train, x_fit, y_fit, classes)
         return predict_probabilities(model, x_held_out)
 
@@ -74,21 +88,23 @@ def train_probabilities(params: Params, x: np.ndarray, y: np.ndarray, classes: i
     )
 
 
-def relabel_queue(params: Params, frames: dict, probabilities: dict) -> pd.DataFrame:
+def relabel_queue(
+    params: Params, frames: dict, arrays: dict, probabilities: dict, names: np.ndarray
+) -> pd.DataFrame:
     """Likely wrong labels of each split, likeliest first within a split: id, split, the given label, the
-    model's label, the probability it gives the given one, and an empty `corrected` column for the person
-    who reviews them (`mlstrategy relabel` reads it back)."""
+    model's label (both as the user names the classes), the probability it gives the given one, and an
+    empty `corrected` column for the person who reviews them (`mlstrategy relabel` reads it back)."""
     data, rows = params.data, []
     for name, found in probabilities.items():
-        labels = frames[name][data.label_column].to_numpy()
+        labels = arrays[name][1]
         for rank, i in enumerate(error_analysis.label_issues(labels, found), 1):
             rows.append(
                 {
                     "split": name,
                     "rank": rank,
                     "id": frames[name][data.id_column].iloc[i],
-                    "label": int(labels[i]),
-                    "suggested": int(found[i].argmax()),
+                    "label": names[labels[i]],
+                    "suggested": names[found[i].argmax()],
                     "p_label": float(found[i, labels[i]]),
                     "corrected": None,
                 }
@@ -104,6 +120,8 @@ def looked_at(
     probabilities: np.ndarray,
     wrong: np.ndarray,
     flagged: np.ndarray,
+    labels: np.ndarray,
+    names: np.ndarray,
 ) -> pd.DataFrame:
     """A random sample of the misclassified dev examples and as many classified right, with their tags
     (`flags`, one bool column each) and whether their label looks wrong (`flagged`, (n,) bool): the right
@@ -118,8 +136,8 @@ def looked_at(
         {
             "id": dev[data.id_column].to_numpy()[picked],
             "correct": ~wrong[picked],
-            "label": dev[data.label_column].to_numpy()[picked],
-            "predicted": probabilities[picked].argmax(axis=1),
+            "label": names[labels[picked]],
+            "predicted": names[probabilities[picked].argmax(axis=1)],
             "confidence": probabilities[picked].max(axis=1),
             "likely_label_error": flagged[picked],
             "tags": [", ".join(flags.columns[flags.iloc[i].to_numpy()]) for i in picked],
@@ -139,24 +157,24 @@ def analyze_flow(params: Params) -> dict:
     missing = [c for c in data.tag_columns if c not in dev.columns]
     if missing:
         raise UserError(f"params.yaml data.tag_columns: {missing} are not columns of {split_path('dev')}")
-    model = load_model()
-    classes = int(model.output_shape[-1])
+    model = load_model(require(MODEL, "train"))
+    names = np.asarray(label_names(classes(data)), dtype=object)
     probabilities = {
         name: predict_probabilities(model, arrays[name][0]) for name in ("dev", "test") if name in arrays
     }
     # Tags first: a bad image_shape is refused before the K-fold training.
-    tags = dev_tags(params, dev, arrays["dev"][0], arrays["train"][0], probabilities["dev"])
+    tags = dev_tags(params, dev, arrays["dev"], arrays["train"][0], probabilities["dev"], names)
     if options.label_folds:
         logger.info("out-of-fold probabilities on train: %d folds", options.label_folds)
-        probabilities["train"] = train_probabilities(params, *arrays["train"], classes)
+        probabilities["train"] = train_probabilities(params, *arrays["train"], len(names))
 
     y_dev = arrays["dev"][1]
     wrong = probabilities["dev"].argmax(axis=1) != y_dev
     table = error_analysis.tag_table(tags, wrong)
-    queue = relabel_queue(params, frames, probabilities)
+    queue = relabel_queue(params, frames, arrays, probabilities, names)
     dev_flagged = dev[data.id_column].isin(queue.loc[queue["split"] == "dev", "id"]).to_numpy()
     flags = _flags(tags)
-    sample = looked_at(params, dev, flags, probabilities["dev"], wrong, dev_flagged)
+    sample = looked_at(params, dev, flags, probabilities["dev"], wrong, dev_flagged, y_dev, names)
 
     write_frame(ERROR_TABLE, table)
     write_frame(ERROR_SAMPLE, sample)
@@ -166,8 +184,8 @@ def analyze_flow(params: Params) -> dict:
     worst_rows = [
         {
             "id": str(dev[data.id_column].iloc[i]),
-            "label": int(y_dev[i]),
-            "predicted": int(probabilities["dev"][i].argmax()),
+            "label": names[y_dev[i]],
+            "predicted": names[probabilities["dev"][i].argmax()],
             "p_label": round(float(probabilities["dev"][i, y_dev[i]]), 3),
             "tags": list(flags.columns[flags.iloc[i].to_numpy()]),
             **({"text": str(arrays["dev"][0][i])[:TEXT_SHOWN]} if data.text_column else {}),
@@ -175,7 +193,7 @@ def analyze_flow(params: Params) -> dict:
         for i in worst
     ]
     errors = int(wrong.sum())
-    _gallery(params, arrays["dev"][0][worst], worst_rows, errors)
+    _gallery(params, take(arrays["dev"][0], worst), worst_rows, errors)
     payload = {
         "dev_size": len(dev),
         "dev_errors": errors,
@@ -209,7 +227,7 @@ def analyze_flow(params: Params) -> dict:
     return payload
 
 
-def _gallery(params: Params, x_worst: np.ndarray, worst: list[dict], errors: int) -> None:
+def _gallery(params: Params, x_worst: Any, worst: list[dict], errors: int) -> None:
     """The worst dev errors to look at: an image grid (true -> predicted and two tags under each) for
     images, else a table (id, labels, tags, and the text for text data). Always written (a DVC output),
     saying why when it is empty."""

@@ -5,6 +5,9 @@
     mlstrategy stage NAME                 one stage as a Prefect flow (what dvc.yaml calls)
     mlstrategy diagnose --human-level H --train T --dev D [...]
                                           the gaps for numbers you give, without running anything
+    mlstrategy init --data PATH --label COLUMN [--id COLUMN] [--source COLUMN --target VALUE ...]
+                    [--text COLUMN] [--human-level FRACTION] [--na VALUE ...] [--force]
+                                          set the project up for your own data
     mlstrategy relabel FILE [--train]     apply corrected labels to dev and test together (a new data
                                           version)
     mlstrategy contract --from FILE [-o OUT] [--force]
@@ -145,6 +148,50 @@ def build_parser() -> argparse.ArgumentParser:
     relabel.add_argument(
         "--train", action="store_true", help="also correct train examples (they are refused otherwise)"
     )
+
+    init = commands.add_parser(
+        "init",
+        help="set the project up for your own data (params.yaml, the data contract, DVC)",
+        description="Read your data (a CSV or Parquet file, or a folder of images, inside the project), "
+        "decide what each column is (numbers, categories, yes/no flags, dates, free text, ids to leave out), "
+        "and write what the pipeline needs to run on it: the data section of params.yaml (comments kept), "
+        "data/contract.yaml and diagnose.human_level. The file becomes a versioned DVC input (`dvc add`, and "
+        "a dependency of the ingest stage: edit it and `mlstrategy run` reruns from ingest). Prints what it "
+        "decided and the params key that changes each decision. Then run `mlstrategy run`.",
+    )
+    init.add_argument(
+        "--data", required=True, type=_typed_path, metavar="PATH", help="your data file or folder"
+    )
+    init.add_argument(
+        "--label", required=True, metavar="COLUMN", help="the column holding each example's class"
+    )
+    init.add_argument(
+        "--id",
+        metavar="COLUMN",
+        help="a column with a stable, unique id per example (default: ids made from each row's values)",
+    )
+    init.add_argument("--source", metavar="COLUMN", help="where each example comes from (e.g. web, app)")
+    init.add_argument(
+        "--target",
+        nargs="+",
+        metavar="VALUE",
+        help="the source(s) you care about in production: dev and test come from them (needs --source)",
+    )
+    init.add_argument("--text", metavar="COLUMN", help="text data: the column holding each example's text")
+    init.add_argument(
+        "--human-level",
+        type=_fraction,
+        metavar="FRACTION",
+        help="the error people make on this task, e.g. 0.02 (default: a placeholder the report flags)",
+    )
+    init.add_argument(
+        "--na",
+        nargs="+",
+        default=[],
+        metavar="VALUE",
+        help="values that mean 'missing' in the file, besides pandas' own and those init knows (? N/A -)",
+    )
+    init.add_argument("--force", action="store_true", help="replace a setup made for other data")
 
     contract = commands.add_parser(
         "contract",
@@ -307,11 +354,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api
     from pipelines.params import load_params
 
-    load_params()  # fail on bad params before starting anything
+    params = load_params()  # fail on bad params before starting anything
     api = ensure_prefect_api()
     if stage_server.enabled():
         stage_server.start_in_background(Path.cwd())  # it preloads while the first stages run
     env = dvc_env({EXECUTION_ENV: uuid.uuid4().hex})
+    version_data(params.data.path, env)
     completed = subprocess.run([script("dvc"), "repro", *args.dvc_args], env=env, check=False)
     if completed.returncode != 0:
         print(
@@ -329,6 +377,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def version_data(path: str | None, env: dict[str, str]) -> None:
+    """The user's data file (tracked by `mlstrategy init`'s `dvc add`) as it is now, in DVC's cache and its
+    .dvc file, so that an edit in place becomes a data version git can record (unchanged: nothing to do)."""
+    if not path or not Path(f"{path}.dvc").is_file():
+        return
+    done = subprocess.run([script("dvc"), "add", path], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise UserError(f"`dvc add {path}` failed: {(done.stderr + done.stdout).strip()[-800:]}")
+
+
 def cmd_relabel(args: argparse.Namespace) -> int:
     from pipelines.artifacts import RAW_DATA, RELABELS
     from pipelines.params import load_params
@@ -340,6 +398,33 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         f"{sum(done.reviewed.values())} reviewed ({reviewed}); {done.changed} label(s) changed.\n"
         f"{RAW_DATA}: md5 {done.data_before} -> {done.data_after} (dvc.lock)\n"
         f"next: `mlstrategy run` retrains on it; `git add {RELABELS} dvc.lock && git commit` records it"
+    )
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pipelines import initialize
+    from pipelines.params import load_params
+
+    if args.target and not args.source:
+        raise UserError("--target needs --source (the column the target values are values of)")
+    if args.human_level is not None and not 0 <= args.human_level < 1:
+        raise UserError(f"--human-level {args.human_level}: an error is a fraction, e.g. 0.02 for 2%")
+    root = Path.cwd()
+    params = load_params()
+    path = initialize.inside(args.data, root)
+    setup = initialize.plan(
+        params, path, args.label, args.id, args.source, args.target, args.text, args.human_level, args.na
+    )
+    written = initialize.apply(setup, root, args.force, params.data.path)
+    print(initialize.table(setup))
+    for note in setup.notes:
+        print(f"- {note}")
+    print(
+        f"\nwrote {', '.join(written)}; reset the drift reference and the relabel record.\n"
+        "next: `mlstrategy run`, then `git add "
+        + " ".join(written)
+        + " data/.gitignore && git commit -m 'mlstrategy init'`"
     )
     return 0
 
@@ -451,6 +536,7 @@ COMMANDS = {
     "stage": cmd_stage,
     "diagnose": cmd_diagnose,
     "relabel": cmd_relabel,
+    "init": cmd_init,
     "contract": cmd_contract,
     "promote": cmd_registry,
     "rollback": cmd_registry,

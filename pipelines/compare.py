@@ -22,8 +22,9 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from components import end_to_end, multitask, transfer
+from components.columns import take
 from components.report import compare_figure, png_bytes
-from components.training import train
+from components.training import load_model, train
 from pipelines.artifacts import (
     COMPARE,
     COMPARE_END_TO_END,
@@ -35,7 +36,8 @@ from pipelines.artifacts import (
 )
 from pipelines.errors import UserError
 from pipelines.params import Params
-from pipelines.tables import n_classes, read_splits
+from pipelines.tables import classes as class_list
+from pipelines.tables import read_splits
 
 if TYPE_CHECKING:
     import keras
@@ -50,8 +52,6 @@ def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, cla
     """The model transfer starts from: the named .keras file, registered model or local keras-hub preset
     directory (a backbone, which gets the project's head), else one pre-trained on the non-target sources
     with the train config. A preset name is not a directory here and is refused: nothing is downloaded."""
-    import keras
-
     named = params.compare.transfer_source
     if named is None:
         if not len(y_source):
@@ -77,7 +77,7 @@ def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, cla
             f"params.yaml compare.transfer_source: no model at {named} (a .keras file, models:/NAME/VERSION "
             "or a local keras-hub preset directory; preset names are not downloaded)"
         )
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_model(path)
 
 
 @flow(name="compare")
@@ -86,7 +86,7 @@ def compare_flow(params: Params) -> dict:
     options, data = params.compare, params.data
     frames, arrays = read_splits(data, ("train", "dev"), synthesized=False)
     (x, y), (x_dev, y_dev) = arrays["train"], arrays["dev"]
-    classes = n_classes(data, frames["train"], frames["dev"])
+    classes = len(class_list(data))
     payload: dict = {}
     try:
         if options.end_to_end:
@@ -108,13 +108,13 @@ def compare_flow(params: Params) -> dict:
         if options.transfer and not (target.any() and (options.transfer_source or (~target).any())):
             logger.info("transfer skipped: train needs target-source examples and a source to pre-train on")
         elif options.transfer:
-            source = source_model(params, x[~target], y[~target], classes)
+            source = source_model(params, take(x, ~target), y[~target], classes)
             sizes = sizes_of(options.sizes, int(target.sum()))
             logger.info("transfer vs scratch at %s target examples", sizes)
             points = transfer.compare_transfer(
                 source,
                 params.train,
-                (x[target], y[target]),
+                (take(x, target), y[target]),
                 (x_dev, y_dev),
                 classes,
                 sizes,

@@ -40,6 +40,13 @@ def human_levels(params: Params) -> dict[str, dict[str, float]]:
     return levels
 
 
+PLACEHOLDER_WARNING = (
+    "human-level error is a placeholder (params.yaml diagnose.human_level): avoidable bias is measured "
+    "against 0; set the error of people doing the task, e.g. {all: {typical_human: 0.02}}, or measure it "
+    "with data.annotator_columns"
+)
+
+
 @flow(name="diagnose")
 def diagnose_flow(params: Params) -> dict:
     evaluation = read_json(EVALUATION, "evaluate")
@@ -63,6 +70,8 @@ def diagnose_flow(params: Params) -> dict:
         "levels": levels,
         "proxy_by_split": proxies,
         "measured_by_annotators": list(params.data.annotator_columns),
+        # `mlstrategy init` without --human-level: nobody measured it, avoidable bias is read against 0.
+        "placeholder": params.diagnose.placeholder and not params.data.annotator_columns,
     }
     write_json(DIAGNOSIS, payload)
     ladder = [("human", result.human_level_error)] + [
@@ -78,4 +87,6 @@ def diagnose_flow(params: Params) -> dict:
     )
     for gap, note in result.notes.items():
         logger.info("%s below zero: %s", gap, note)
+    if payload["human_level"]["placeholder"]:
+        logger.warning(PLACEHOLDER_WARNING)
     return payload

@@ -4,12 +4,15 @@ measured for real on the saved model (p95 latency of one-example predictions, si
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from components import training
+from components.columns import decode_labels, n_rows, take
 from components.evaluation import METRICS, evaluate_predictions, latency_p95_ms, satisficing
 from components.train_dev import SPLITS
 from components.training import predict_classes
@@ -21,7 +24,9 @@ from pipelines.artifacts import (
     write_frame,
     write_json,
 )
+from pipelines.errors import UserError
 from pipelines.params import Params
+from pipelines.tables import classes as class_list
 from pipelines.tables import read_splits
 
 BYTES_PER_MB = 1_000_000
@@ -29,38 +34,38 @@ BYTES_PER_MB = 1_000_000
 
 @task(cache_policy=NO_CACHE)
 def load_model():
-    import keras
-
-    # compile=False: predicting needs no optimizer, so no custom schedule has to be registered.
-    return keras.saving.load_model(require(MODEL, "train"), compile=False, safe_mode=True)
+    return training.load_model(require(MODEL, "train"))
 
 
 @task(cache_policy=NO_CACHE)
-def predict(model, x: np.ndarray) -> np.ndarray:
+def predict(model, x: Any) -> np.ndarray:
     return predict_classes(model, x)
 
 
-def latency_of(model, x: np.ndarray, calls: int, batch_size: int = 1, blocks: int = 5) -> float:
+def latency_of(model, x: Any, calls: int, batch_size: int = 1, blocks: int = 5) -> float:
     """p95 milliseconds per example of predict_on_batch at `batch_size`, over `blocks` runs of `calls`
-    calls (the median of their p95s; trials screened against a bound use one block)."""
-    x = np.resize(x, (max(len(x), batch_size), *x.shape[1:]))  # repeat rows when dev is smaller
+    calls (the median of their p95s; trials screened against a bound use one block). x: the model's
+    inputs (rows, or a table's {input: column})."""
+    rows = n_rows(x)
+    x = take(x, np.resize(np.arange(rows), max(rows, batch_size)))  # repeat rows when dev is smaller
+    usable = max(rows, batch_size) - batch_size + 1
 
     def predict(i: int) -> None:
-        start = (i * batch_size) % (len(x) - batch_size + 1)
-        model.predict_on_batch(x[start : start + batch_size])
+        start = (i * batch_size) % usable
+        model.predict_on_batch(take(x, slice(start, start + batch_size)))
 
     return latency_p95_ms(predict, n_calls=calls, per=batch_size, blocks=blocks)
 
 
 @task(cache_policy=NO_CACHE)
-def measure_latency(model, x: np.ndarray, calls: int, batch_size: int = 1) -> float:
+def measure_latency(model, x: Any, calls: int, batch_size: int = 1) -> float:
     return latency_of(model, x, calls, batch_size)
 
 
 TRIAL_LATENCY_CALLS = 50  # a candidate's bound check (one block); the final model gets the full measurement
 
 
-def trial_measures(model, x_dev: np.ndarray, saved: Path) -> dict[str, float]:
+def trial_measures(model, x_dev: Any, saved: Path) -> dict[str, float]:
     """The satisficing measures of a candidate (a sweep trial, a recipe trial) saved at `saved`: p95
     latency at batch 1 over one block of calls, size on disk, parameter count."""
     return {
@@ -77,7 +82,13 @@ def evaluate_flow(params: Params) -> dict:
     # A pipeline without train_dev (or test) has no arrays, and no error, there.
     frames, arrays = read_splits(data, SPLITS)
     model = load_model()
-    classes = int(model.output_shape[-1])
+    labels = class_list(data)
+    classes = len(labels)
+    if int(model.output_shape[-1]) != classes:
+        raise UserError(
+            f"{MODEL} answers {int(model.output_shape[-1])} classes, the class list has {classes} "
+            "(params.yaml data.labels): rerun `dvc repro` (the model was trained on another class list)"
+        )
     found, predicted = {}, {}
     for name, (x, y) in arrays.items():
         weights = frames[name][data.weight_column].to_numpy(np.float64) if data.weight_column else None
@@ -108,10 +119,13 @@ def evaluate_flow(params: Params) -> dict:
         "intervals": {m: {s: [found[s][m]["low"], found[s][m]["high"]] for s in found} for m in metrics},
         "sizes": {name: len(frames[name]) for name in SPLITS},
         "n_classes": classes,
+        "classes": [str(label) for label in labels],
         "n_parameters": int(model.count_params()),
         "serving_batch_size": options.serving_batch_size,
     }
-    write_frame(CONFUSION_DEV, pd.DataFrame({"actual": y_dev, "predicted": predicted["dev"]}))
+    # The classes as the user names them: DVC's confusion plot and the report show these.
+    names = decode_labels(np.arange(classes), labels).astype(str)
+    write_frame(CONFUSION_DEV, pd.DataFrame({"actual": names[y_dev], "predicted": names[predicted["dev"]]}))
     write_json(EVALUATION, summary)
     logger.info(
         "errors %s; %s on dev %.4f; satisficing %s",

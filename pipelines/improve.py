@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from components import diagnosis, recipe
 from components.evaluation import METRICS, Candidate, error_rate, metric, select
 from components.train_dev import SPLITS
-from components.training import TrainConfig, predict_classes, train
+from components.training import TrainConfig, load_model, predict_classes, train
 from pipelines import synthesize, tracking
 from pipelines.artifacts import (
     DIAGNOSIS,
@@ -36,7 +36,7 @@ from pipelines.evaluate import trial_measures
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
 from pipelines.sweep import trial_config
-from pipelines.tables import feature_columns, n_classes, read_splits, xy
+from pipelines.tables import classes, feature_columns, read_splits, xy
 
 
 class Trainer:
@@ -47,7 +47,8 @@ class Trainer:
     def __init__(self, params: Params) -> None:
         self.params, data = params, params.data
         self.frames, self.arrays = read_splits(data, SPLITS)
-        self.classes = n_classes(data, self.frames["train"], self.frames["dev"])
+        self.labels = classes(data)
+        self.classes = len(self.labels)
         self.metric = params.evaluate.optimizing_metric
         self.dev_weights = (
             self.frames["dev"][data.weight_column].to_numpy(np.float64) if data.weight_column else None
@@ -68,7 +69,11 @@ class Trainer:
             made, _ = self.synthesizer(self.frames, setup.synthesis.strength, setup.synthesis.mode)
             self.synthesized[setup.synthesis] = {
                 **self.arrays,
-                **{name: xy(made[name], self.params.data, features) for name in made if len(made[name])},
+                **{
+                    name: xy(made[name], self.params.data, features, self.labels)
+                    for name in made
+                    if len(made[name])
+                },
             }
         return self.synthesized[setup.synthesis]
 
@@ -145,9 +150,7 @@ def start_from_sweep(
     best = read_json(SWEEP, "sweep")["best"]
     if not best or not best["satisficing_met"]:
         return None
-    import keras
-
-    model = keras.saving.load_model(require(SWEEP_MODEL, "sweep"), safe_mode=True)
+    model = load_model(require(SWEEP_MODEL, "sweep"))
     found = trainer.outcome(model)
     bounds = {k: v for k, v in params.evaluate.satisficing.items() if k in trained.measures}
     higher = METRICS[params.evaluate.optimizing_metric].higher_is_better

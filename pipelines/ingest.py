@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
+from components.columns import row_ids
 from components.datasets import two_source_digits
 from components.relabel import apply_corrections
 from pipelines.artifacts import BATCHES, INGESTED, RELABELS, write_frame
@@ -29,7 +30,13 @@ def load_bundled_digits(ingest: IngestParams) -> pd.DataFrame:
 def load_user_table(data: DataParams) -> pd.DataFrame:
     path = Path(data.path)
     frame = read_dataset(path, data)
-    missing = [column for column in key_columns(data) if column not in frame.columns]
+    if data.make_ids and data.id_column in frame.columns:
+        raise UserError(
+            f"{path}: has a column {data.id_column!r} already, and params.yaml data.make_ids asks ingest "
+            "to make it: set data.make_ids: false to use the file's ids, or name another data.id_column"
+        )
+    made = [data.id_column] if data.make_ids else []
+    missing = [column for column in key_columns(data) if column not in frame.columns and column not in made]
     if missing:
         raise UserError(
             f"{path}: missing column(s) {missing} named in params.yaml data.*; columns present: "
@@ -68,8 +75,11 @@ def ingest_flow(params: Params) -> dict:
     frame = load_bundled_digits(params.ingest) if data.path is None else load_user_table(data)
     batches = batch_files()
     frame = append_batches(frame, batches, data)
+    if data.make_ids and data.path is not None:
+        # From the rows' values, after the batches: a row keeps its id whichever file brought it.
+        frame.insert(0, data.id_column, row_ids(frame))
     relabeled = 0
-    corrections = read_relabels()
+    corrections = read_relabels(data.labels)
     if len(corrections):
         frame, relabeled, stale = apply_corrections(frame, corrections, data.id_column, data.label_column)
         if stale:

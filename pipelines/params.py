@@ -15,12 +15,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from components.columns import KINDS, Kind
 from components.datasets import Degradation
 from components.diagnosis import check_fraction
 from components.evaluation import OPTIMIZING_METRICS, SATISFICING_MEASURES, check_metric
@@ -38,13 +43,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A class as the label column holds it: its own type is kept (True stays a bool, "3" a string).
+Label = StrictBool | StrictInt | StrictFloat | StrictStr
+PLACEHOLDER = "placeholder"  # diagnose.human_level's level when nobody measured it (`mlstrategy init`)
+
+
 class DataParams(_Section):
     path: str | None = None
+    delimiter: str | None = Field(None, min_length=1, max_length=1)  # a CSV's field separator (None: ',')
+    na_values: list[str] = Field(default_factory=list)  # more markers of a missing value ('?', 'N/A')
     id_column: str = "id"
+    make_ids: bool = False  # the file has no id column: ingest makes id_column from each row's values
     label_column: str = "label"
     source_column: str | None = "source"
     target_sources: list[str] = Field(default_factory=lambda: ["phone"])
-    labels: list[int] | None = None
+    labels: list[Label] | None = None
+    # A table's feature columns and their kinds; None: every column but the named ones is a number.
+    features: dict[str, Kind] | None = None
+    date_formats: dict[str, str] = Field(default_factory=dict)
+    new_categories: Literal["warn", "fail"] = "warn"
     weight_column: str | None = None
     annotator_columns: list[str] = Field(default_factory=list)
     tag_columns: list[str] = Field(default_factory=list)
@@ -67,9 +84,27 @@ class DataParams(_Section):
 
     @field_validator("labels")
     @classmethod
-    def _zero_based(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or min(value) < 0 or len(set(value)) != len(value)):
-            raise ValueError(f"labels must be distinct integers 0..K-1, got {value}")
+    def _classes(cls, value: list | None) -> list | None:
+        if value is None:
+            return value
+        if len(value) < 2 or len({repr(v) for v in value}) != len(value):
+            raise ValueError(f"labels must list at least two distinct classes, got {value}")
+        kinds = {
+            "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else "str"
+            for v in value
+        }
+        if len(kinds) > 1:
+            raise ValueError(
+                f"labels mixes types ({', '.join(sorted(kinds))}): {value}; write them as the label column "
+                "holds them (quote numbers that are text: '3'; yes and no unquoted are YAML booleans)"
+            )
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _kinds(cls, value: dict | None) -> dict | None:
+        if value is not None and not any(kind != "ignore" for kind in value.values()):
+            raise ValueError(f"no feature: every column is ignore ({sorted(value)}); kinds: {list(KINDS)}")
         return value
 
     @field_validator("feature_range")
@@ -84,6 +119,35 @@ class DataParams(_Section):
         if self.target_sources and not self.source_column:
             raise ValueError("target_sources needs a source_column (or set target_sources: [])")
         return self
+
+    @model_validator(mode="after")
+    def _table(self) -> DataParams:
+        if self.features is None:
+            if self.date_formats:
+                raise ValueError("date_formats: only for data.features of kind date")
+            return self
+        if self.text_column or self.image_shape:
+            raise ValueError(
+                "features describes a table; text_column (text) and image_shape (images) describe other "
+                "data: set them to null, or features to null"
+            )
+        named = [c for c in (self.id_column, self.label_column, self.source_column, self.weight_column) if c]
+        clash = sorted(set(self.features) & {*named, *self.annotator_columns, *self.tag_columns})
+        if clash:
+            raise ValueError(f"features: {clash} are named elsewhere in data (id, label, source, ...)")
+        dates = {c for c, kind in self.features.items() if kind == "date"}
+        if dates - set(self.date_formats) or set(self.date_formats) - dates:
+            raise ValueError(
+                f"date_formats: give the format of each date feature and only those (dates: {sorted(dates)}, "
+                f"formats for: {sorted(self.date_formats)}), e.g. {{when: '%Y-%m-%d'}}"
+            )
+        return self
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The table's feature columns ({column: kind}, ignored ones left out); empty when features is
+        null."""
+        return {c: k for c, k in (self.features or {}).items() if k != "ignore"}
 
 
 class IngestParams(_Section):
@@ -125,6 +189,12 @@ class DiagnoseParams(_Section):
                 check_fraction(f"human_level.{source}.{level}", error)
             bayes_proxy(levels)
         return value
+
+    @property
+    def placeholder(self) -> bool:
+        """Whether the human-level error is `mlstrategy init`'s placeholder: nobody measured it, so
+        avoidable bias is read against 0."""
+        return any(PLACEHOLDER in levels for levels in self.human_level.values())
 
     @field_validator("tolerance")
     @classmethod
@@ -285,13 +355,20 @@ class Params(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _image_shape_to_train(cls, raw: Any) -> Any:
-        """The image families reshape rows to data.image_shape: it reaches the train config from here."""
+    def _data_shape_to_train(cls, raw: Any) -> Any:
+        """The model reads the data's shape: image families reshape rows to data.image_shape, a table
+        model takes one input per column of data.features. Both reach the train config from here."""
         if isinstance(raw, dict) and isinstance(raw.get("train", {}), dict):
-            if "image_shape" in raw.get("train", {}):
-                raise ValueError("train.image_shape: not a knob; set data.image_shape")
+            for key, source in (("image_shape", "data.image_shape"), ("columns", "data.features")):
+                if key in raw.get("train", {}):
+                    raise ValueError(f"train.{key}: not a knob; set {source}")
             data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-            raw = {**raw, "train": {**raw.get("train", {}), "image_shape": data.get("image_shape")}}
+            features = data.get("features") if isinstance(data.get("features"), dict) else {}
+            columns = [[c, k] for c, k in features.items() if k != "ignore"]
+            raw = {
+                **raw,
+                "train": {**raw.get("train", {}), "image_shape": data.get("image_shape"), "columns": columns},
+            }
         return raw
 
     @model_validator(mode="after")
@@ -326,7 +403,7 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _metric_exists_for_the_task(self) -> Params:
-        classes = max(self.data.labels) + 1 if self.data.labels else None
+        classes = len(self.data.labels) if self.data.labels else None
         try:
             check_metric(self.evaluate.optimizing_metric, classes, self.data.weight_column is not None)
         except ValueError as error:

@@ -22,19 +22,78 @@ from pipelines.params import DataParams
 MB = 2**20
 
 
+DELIMITERS = ",;\t|"
+
+
 def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
-    """The table at `path` (a .csv or .parquet file, or a folder of images), one row per example."""
+    """The table at `path` (a .csv or .parquet file, or a folder of images), one row per example. A CSV
+    file is read with params.yaml data.delimiter and data.na_values (more markers of a missing value
+    than pandas' own: '', 'NA', 'N/A', 'null', 'NaN', ...); its header must name each column once and be
+    followed by at least one row."""
     if path.is_dir():
         return read_image_folder(path, data)
     if not path.is_file():
         raise UserError(f"{path}: not found (params.yaml data.path)")
     check_memory(path, _table_bytes(path), data.max_memory_mb)
-    try:
+    if path.suffix != ".csv":
         return read_frame(path)
-    except UserError as error:
-        if isinstance(error.__cause__, UnicodeDecodeError):
-            _name_the_line(path)
-        raise
+    delimiter = data.delimiter or ","
+    header = _header(path, delimiter)
+    try:
+        frame = pd.read_csv(path, sep=delimiter, na_values=data.na_values or None)
+    except UnicodeDecodeError as error:
+        _name_the_line(path)
+        raise UserError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+    except Exception as error:  # pandas raises many types for a malformed file
+        raise UserError(f"{path}: cannot be read as CSV: {error}") from error
+    if frame.empty:
+        raise UserError(
+            f"{path}: no rows, only the header line ({len(header)} columns): nothing to learn from"
+        )
+    return frame
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The field separator of a CSV file (one of , ; tab |), from its first lines; ',' when unclear."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        sample = handle.read(65_536)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    """The header line's column names; refuses a name given twice (pandas would rename the second 'a.1'),
+    and names the separator when the file looks separated by another one."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+    except UnicodeDecodeError as error:
+        _name_the_line(path)
+        raise UserError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+    if not header:
+        raise UserError(f"{path}: empty file (no header line)")
+    if len(header) == 1:
+        found = sniff_delimiter(path)
+        if found != delimiter:
+            raise UserError(
+                f"{path}: line 1 holds one column when split at {delimiter!r}, but the file looks separated "
+                f"by {found!r}: set params.yaml data.delimiter: {found!r} (`mlstrategy init` detects it)"
+            )
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            raise UserError(
+                f"{path}: line 1 names column {name!r} twice (columns {seen[name]} and {number}); rename one "
+                "of them so that every column has its own name"
+            )
+        seen[name] = number
+    return header
 
 
 def check_memory(path: Path, estimate: float, budget_mb: float) -> None:
@@ -92,8 +151,8 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
     one column per pixel of data.image_shape: px_<r>_<c> gray for [h, w], px_<r>_<c>_<channel> RGB for
     [h, w, 3].
 
-    Labels: class folders named 0..K-1 keep their number; other names are numbered in sorted order, as
-    `keras.utils.image_dataset_from_directory` does (`components.images.class_numbers`). Every image must
+    Labels: the class folder's name as it is ('cat'); folders named by numbers (0..K-1) keep their
+    number (`components.images.class_numbers`). Every image must
     decode and have data.image_shape (nothing is resized behind your back; `components.images.decode`);
     with data.on_bad_image: skip, the ones that do not are left out and named in a warning instead."""
     if data.image_shape is None:
@@ -119,7 +178,8 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
             f"params.yaml data.image_shape: images have 1 (gray) or 3 (RGB) channels, got {channels}"
         )
     check_memory(root, len(files) * height * width * channels * 4, data.max_memory_mb)
-    label_of = class_numbers(p.parent.name for p in files)
+    names = {p.parent.name for p in files}
+    label_of = class_numbers(names) if all(name.isdecimal() for name in names) else {n: n for n in names}
 
     pixels = np.empty((len(files), height * width * channels), np.float32)
     corrupt, misshapen, unusable = [], [], []

@@ -1,6 +1,7 @@
 """The MLflow model registry: every execution's model as a new version of params.yaml
-mlflow.registered_model, with a signature and an input example; the alias `challenger` marks the newest,
-`champion` the one in service. `promote` and `rollback` move the champion (the scheduled run promotes
+mlflow.registered_model, a pyfunc that takes raw rows and answers in the user's labels (`pipelines.serving`)
+with a signature and an input example; the alias `challenger` marks the newest, `champion` the one in
+service. `promote` and `rollback` move the champion (the scheduled run promotes
 through `promote` too).
 
 Each promotion records the champion it replaced on the new champion's version (tag
@@ -9,46 +10,102 @@ Each promotion records the champion it replaced on the new champion's version (t
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import pandas as pd
 
 from pipelines import tracking
 from pipelines.errors import UserError
+from pipelines.params import DataParams
+from pipelines.tables import feature_columns
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models import ModelSignature
     from mlflow.tracking import MlflowClient
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PREVIOUS = "mlstrategy.previous_champion"
 
 
-def register(experiment: str, name: str, run_id: str, model_file: Path, example: np.ndarray) -> str:
-    """Log the Keras model at `model_file` into run `run_id` (MLflow's keras flavor, with the signature
-    inferred from `example`, the first rows of the inputs, which is also the input example) and register
-    it as a new version of `name`, aliased challenger; returns the version."""
-    import keras
-    import mlflow.keras
-    from mlflow.models import infer_signature
+def serving_schema(data: DataParams, frame: pd.DataFrame, classes: list[Any]) -> dict[str, Any]:
+    """What the registered model needs to read raw rows (`pipelines.serving`): the data's kind (table,
+    text, or rows of numbers), its feature columns, a table's column kinds, date formats and markers of
+    missing values, the label column and the class list in the labels' own type. frame: rows of the
+    data (the train split), whose columns decide the features."""
+    kind = "table" if data.features is not None else "text" if data.text_column else "rows"
+    return {
+        "kind": kind,
+        "features": feature_columns(list(frame.columns), data),
+        "kinds": data.kinds,
+        "date_formats": dict(data.date_formats),
+        "na_values": list(data.na_values),
+        "label_column": data.label_column,
+        "classes": [label.item() if hasattr(label, "item") else label for label in classes],
+    }
+
+
+def signature_for(schema: dict[str, Any], frame: pd.DataFrame) -> ModelSignature:
+    """The raw rows' signature, from the data rather than inferred from a sample: each feature column by
+    name, strings as string, flags as boolean, dates as datetime or string as the data holds them, and a
+    column with missing values in `frame` optional (absent: read as missing). Numbers are `Any`: MLflow
+    refuses int64 for a double (and floats for a long), and pandas reads a column of whole numbers as
+    int64 until one value is missing, then as float64; the model reads both (`model_inputs`), so MLflow
+    must not refuse either. The answer is the label column in the classes' type; `probabilities` (bool)
+    asks for class probabilities instead."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    def type_of(values: pd.Series) -> Any:
+        if pd.api.types.is_bool_dtype(values):
+            return "boolean"
+        if pd.api.types.is_numeric_dtype(values):
+            return AnyType()
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return "datetime"
+        return "string"
+
+    inputs = Schema(
+        [ColSpec(type_of(frame[c]), c, required=not frame[c].isna().any()) for c in schema["features"]]
+    )
+    classes = pd.Series(schema["classes"])
+    answer = "long" if pd.api.types.is_integer_dtype(classes) else type_of(classes)
+    answer = "double" if isinstance(answer, AnyType) else answer
+    outputs = Schema([ColSpec(answer, schema["label_column"])])
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("probabilities", "boolean", False)]))
+
+
+def register(
+    experiment: str, name: str, run_id: str, model_file: Path, schema: dict[str, Any], rows: pd.DataFrame
+) -> str:
+    """Log the Keras model at `model_file` into run `run_id` as a pyfunc that takes raw rows and answers
+    in the user's labels (`pipelines.serving`, with the serving `schema`), its signature from `rows` (the
+    train split: types and missing values) and five of them as input example, and register it as a new
+    version of `name`, aliased challenger; returns the version."""
+    from importlib.metadata import version as installed
+
+    import mlflow.pyfunc
 
     client = tracking.client(experiment)
-    model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    signature = infer_signature(example, np.asarray(model(example)))
+    signature = signature_for(schema, rows)
     with tempfile.TemporaryDirectory() as tmp:
-        # Saved, then logged: keras.log_model with an input example writes into a folder it has not made
-        # yet (mlflow/mlflow#16183); save_model into an existing empty folder does not.
+        schema_file = Path(tmp, "serving_schema.json")
+        schema_file.write_text(json.dumps(schema, indent=2), encoding="utf-8")
         path = Path(tmp, "model")
-        path.mkdir()
-        mlflow.keras.save_model(
-            model,
+        mlflow.pyfunc.save_model(
             str(path),
+            python_model=str(Path(__file__).with_name("serving.py")),
+            artifacts={"model": str(model_file), "schema": str(schema_file)},
+            code_paths=[str(Path(__file__).parents[1] / "components")],
             signature=signature,
-            input_example=example,
-            pip_requirements=[f"keras=={keras.__version__}"],  # not inferred: that reloads the model
+            input_example=rows[schema["features"]].head(5),
+            # Not inferred: that loads the model again in a subprocess.
+            pip_requirements=[f"{p}=={installed(p)}" for p in ("keras", "tensorflow", "pandas", "mlflow")],
         )
         client.log_artifacts(run_id, str(path), "model")
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
@@ -73,7 +130,10 @@ def model_file(experiment: str, name: str, version: str) -> Path:
     import mlflow.artifacts
 
     tracking.client(experiment)  # points mlflow at this project's tracking store
-    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "data" / "model.keras"
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    # The pyfunc keeps the .keras file among its artifacts; versions registered before, in keras' flavor.
+    found = sorted((folder / "artifacts").glob("*.keras"))
+    return found[0] if found else folder / "data" / "model.keras"
 
 
 @dataclass(frozen=True)

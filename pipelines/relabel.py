@@ -10,12 +10,14 @@ or validation, leaves data/relabels.csv and the current data version as they wer
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from components.relabel import ID, LABEL, check_corrections, file_lines, merge_corrections
+from components.relabel import ID, LABEL, check_corrections, file_lines, merge_corrections, read_labels
 from components.train_dev import SPLITS
 from pipelines.artifacts import RELABELS, data_version, read_frame, split_path, write_frame
 from pipelines.errors import UserError
@@ -60,20 +62,20 @@ def _read_text_table(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: cannot be read as CSV: {error}") from error
 
 
-def read_relabels() -> pd.DataFrame:
-    """The corrections so far (data/relabels.csv: id, corrected as int), checked: the file is meant to be
-    written by `mlstrategy relabel`, but it is a plain CSV a person may edit."""
+def read_relabels(labels: Sequence[Any] | None) -> pd.DataFrame:
+    """The corrections so far (data/relabels.csv: id, corrected as the class it names, in the classes'
+    own type), checked: the file is meant to be written by `mlstrategy relabel`, but it is a plain CSV a
+    person may edit. labels: the class list (None: any non-negative integer)."""
     if not RELABELS.is_file():
-        return pd.DataFrame({ID: pd.Series(dtype=str), LABEL: pd.Series(dtype="int64")})
+        return pd.DataFrame({ID: pd.Series(dtype=str), LABEL: pd.Series(dtype=object)})
     frame = _read_text_table(RELABELS)
     if list(frame.columns[:2]) != [ID, LABEL]:
         raise UserError(f"{RELABELS}: expected columns {ID!r}, {LABEL!r}, found {list(frame.columns)}")
     frame = frame[(frame[[ID, LABEL]] != "").any(axis=1)]  # blank lines
-    labels = pd.to_numeric(frame[LABEL], errors="coerce")
+    values, bad = read_labels(frame[LABEL], labels)
     problems = []
-    bad = labels.isna() | (labels != labels.round()) | (labels < 0)
     if bad.any():
-        problems.append(f"{file_lines(frame.index[bad])}: {LABEL!r} is not a label")
+        problems.append(f"{file_lines(frame.index[bad])}: {LABEL!r} is not a label of the class list")
     repeated = frame[ID].duplicated(keep=False)
     if repeated.any():
         problems.append(f"{file_lines(frame.index[repeated])}: id given more than once")
@@ -82,10 +84,10 @@ def read_relabels() -> pd.DataFrame:
             f"{RELABELS}: " + "; ".join(problems) + " (write it with `mlstrategy relabel`, or restore it: "
             "`git checkout data/relabels.csv`)"
         )
-    return frame.assign(**{LABEL: labels.astype("int64")})
+    return frame.assign(**{LABEL: values})
 
 
-def current_splits(params: Params) -> tuple[dict[str, str], dict[str, int]]:
+def current_splits(params: Params) -> tuple[dict[str, str], dict[str, Any]]:
     """id -> split of every example in data/splits, and the label each has now."""
     split_of, labels = {}, {}
     data = params.data
@@ -96,7 +98,7 @@ def current_splits(params: Params) -> tuple[dict[str, str], dict[str, int]]:
         frame = pd.read_parquet(path, columns=[data.id_column, data.label_column])
         ids = frame[data.id_column].astype(str)
         split_of.update(dict.fromkeys(ids, name))
-        labels.update(zip(ids, frame[data.label_column].astype(int), strict=True))
+        labels.update(zip(ids, frame[data.label_column], strict=True))
     if not split_of:
         raise UserError(f"{split_path('dev').parent}: no splits yet; run `mlstrategy run` first")
     return split_of, labels
@@ -107,11 +109,12 @@ def relabel(params: Params, path: Path, train: bool = False) -> Relabeled:
     ingest`. Nothing is written when the file is refused; data/relabels.csv is restored when ingest fails."""
     corrections = read_corrections(path)
     split_of, labels_now = current_splits(params)
+    class_list = params.data.labels
     try:
-        checked = check_corrections(corrections, split_of, params.data.labels, train=train)
+        checked = check_corrections(corrections, split_of, class_list, train=train)
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
-    previous = read_relabels()
+    previous = read_relabels(class_list)
     previous_bytes = RELABELS.read_bytes() if RELABELS.is_file() else None
     before = data_version()
     try:

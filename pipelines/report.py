@@ -36,15 +36,22 @@ from pipelines.artifacts import (
     VALIDATION,
     read_frame,
     read_json,
+    split_path,
     write_text,
 )
 from pipelines.orchestration import execution_id
 from pipelines.params import Params
-from pipelines.tables import read_splits
+from pipelines.tables import classes
 
 
 def notes_for(found: dict, split: dict, params: Params) -> list[str]:
     notes = []
+    if found["human_level"].get("placeholder"):
+        notes.append(
+            "The human-level error is a placeholder (params.yaml diagnose.human_level, written by "
+            "`mlstrategy init` without --human-level): avoidable bias is measured against 0 and may not be "
+            "a real problem. Set the error people make on this task."
+        )
     errors = found["errors"]
     if errors["train"] < found["human_level_error"] and "avoidable_bias" not in found.get("notes", {}):
         notes.append(
@@ -56,6 +63,12 @@ def notes_for(found: dict, split: dict, params: Params) -> list[str]:
     if params.train.early_stopping:
         notes.append("Early stopping is on: it moves avoidable bias and variance together (not orthogonal).")
     return notes
+
+
+def metric_name(tag: str) -> str:
+    """An error-analysis tag as an MLflow metric name: 'confusion=3->8' -> 'confusion:3 to 8' (MLflow
+    allows neither '=' nor '>'; `tracking.name_for` replaces the rest it refuses)."""
+    return tracking.name_for(tag.replace("=", ":").replace("->", " to "))
 
 
 def split_metrics(split: dict) -> dict[str, float]:
@@ -78,11 +91,13 @@ def draw_figures(
     found: dict,
     history: pd.DataFrame,
     confusion: pd.DataFrame,
-    classes: int,
+    classes: list[str],
     sweep: dict | None = None,
     sweep_trials: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
-    matrix = confusion_matrix(confusion["actual"].to_numpy(), confusion["predicted"].to_numpy(), classes)
+    names = pd.Index(classes)
+    positions = [names.get_indexer(confusion[side].astype(str)) for side in ("actual", "predicted")]
+    matrix = confusion_matrix(*positions, len(classes))
     extra = {}
     if sweep and sweep_trials is not None and len(sweep_trials):
         parameters = list(sweep["rounds"][0]["box"])
@@ -93,7 +108,7 @@ def draw_figures(
             report.error_ladder_figure(found["human_level_error"], found["errors"], found["principal"])
         ),
         "learning_curves": report.png_bytes(report.learning_curves_figure(history.to_dict(orient="list"))),
-        "confusion": report.png_bytes(report.confusion_figure(matrix, list(range(classes)))),
+        "confusion": report.png_bytes(report.confusion_figure(matrix, classes)),
     }
 
 
@@ -124,8 +139,7 @@ def log_to_mlflow(
     metrics["improve/final_dev_metric"] = improve["final_dev_metric"]
     metrics["improve/iterations"] = len(improve["iterations"])
     if analysis:
-        # MLflow names allow neither '=' nor '>': 'confusion=3->8' is logged as 'confusion:3 to 8'.
-        names = {row["tag"]: row["tag"].replace("=", ":").replace("->", " to ") for row in analysis["tags"]}
+        names = {row["tag"]: metric_name(row["tag"]) for row in analysis["tags"]}
         metrics.update(
             {f"error_analysis/{names[row['tag']]}/share": row["share"] for row in analysis["tags"]}
         )
@@ -198,7 +212,7 @@ def report_flow(params: Params) -> dict:
     # The sweep is a side branch of the DAG: the report shows it when it has run.
     sweep = read_json(SWEEP, "sweep") if SWEEP.is_file() else None
     trials = read_frame(SWEEP_TRIALS, "sweep") if sweep and SWEEP_TRIALS.is_file() else None
-    figures = draw_figures(found, history, confusion, evaluation["n_classes"], sweep, trials)
+    figures = draw_figures(found, history, confusion, evaluation["classes"], sweep, trials)
     analysis = read_json(ANALYZE, "analyze") if ANALYZE.is_file() else None
     synthesis = read_json(SYNTHESIS, "synthesize") if SYNTHESIS.is_file() else None
     if analysis and ERROR_GALLERY.is_file():
@@ -260,10 +274,10 @@ def report_flow(params: Params) -> dict:
 
 @task(cache_policy=NO_CACHE)
 def register_model(params: Params, run_id: str) -> str:
-    """The pipeline's model (the improve stage's) as the registry's challenger, with five dev rows as its
-    input example."""
-    _, arrays = read_splits(params.data, ("train", "dev"))
-    example = arrays["dev"][0][:5]
+    """The pipeline's model (the improve stage's) as the registry's challenger: raw rows in, the user's
+    labels out, its signature from the train split's rows."""
+    train = read_frame(split_path("train", synthesized=False), "split")
+    schema = registry.serving_schema(params.data, train, classes(params.data))
     return registry.register(
-        params.mlflow.experiment, params.mlflow.registered_model, run_id, IMPROVED_MODEL, example
+        params.mlflow.experiment, params.mlflow.registered_model, run_id, IMPROVED_MODEL, schema, train
     )

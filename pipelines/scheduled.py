@@ -71,11 +71,9 @@ def take_batch(batch: Path, quarantine: Path) -> str | None:
 def challenger_wins(params: Params) -> dict:
     """Champion and challenger on the current test set (dev when there is none) under the selection rule;
     promote the challenger when it wins or when there is no champion."""
-    import keras
-
-    from components.training import predict_classes
+    from components.training import load_model, predict_classes
     from pipelines.evaluate import trial_measures
-    from pipelines.tables import n_classes, read_splits
+    from pipelines.tables import classes, read_splits
 
     options, experiment = params.mlflow, params.mlflow.experiment
     name = options.registered_model
@@ -87,15 +85,15 @@ def challenger_wins(params: Params) -> dict:
         moved = registry.promote(experiment, name, str(challenger.version))
         why = "first champion" if champion is None else "already the champion"
         return {"decision": why, "champion": moved.after}
-    frames, arrays = read_splits(params.data, ("train", "dev", "test"))
+    _, arrays = read_splits(params.data, ("train", "dev", "test"))
+    labels = classes(params.data)
     split = "test" if "test" in arrays else "dev"
     x, y = arrays[split]
-    classes = n_classes(params.data, *frames.values())
     candidates, found = [], {}
     for role, version in ((registry.CHAMPION, champion), (registry.CHALLENGER, challenger)):
         path = registry.model_file(experiment, name, str(version.version))
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        value = metric(params.evaluate.optimizing_metric, y, predict_classes(model, x), classes)
+        model = load_model(path)
+        value = metric(params.evaluate.optimizing_metric, y, predict_classes(model, x), len(labels))
         measures = trial_measures(model, x, path)  # as a sweep or recipe candidate is measured
         # The selection rule, here on the test set both models are scored on now.
         candidates.append(Candidate(role, value, measures))

@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from components import dev_test_size, same_distribution, train_dev
+from components.columns import encode_labels, frame_of, label_names, model_inputs, numeric_view
 from components.train_dev import DEV, SPLITS, TEST, TRAIN, SplitPolicy
 from pipelines.artifacts import (
     ASSIGNMENT,
@@ -37,7 +38,7 @@ from pipelines.artifacts import (
 )
 from pipelines.errors import UserError
 from pipelines.params import DataParams, Params
-from pipelines.tables import feature_columns
+from pipelines.tables import classes, feature_columns
 
 BATCH_ROWS = 65_536
 FINGERPRINT_KEY = b"mlstrategy.split_policy"
@@ -61,7 +62,8 @@ class StringColumn:
 
 @dataclass
 class Keys:
-    """The columns the assignment needs: ids (n,), labels (n,) int64, sources (n,) str or None."""
+    """The columns the assignment needs: ids (n,), labels (n,) int64 (positions in the class list),
+    sources (n,) str or None."""
 
     ids: pa.ChunkedArray
     labels: np.ndarray
@@ -102,7 +104,12 @@ def read_keys(path: Path, data: DataParams) -> Keys:
                 f"{_first_ids(ids, empty)}. Every example needs a source (or set data.source_column: null)"
             )
         sources = column.dictionary_encode().to_pandas()  # categorical: one byte or two per example
-    labels = table[data.label_column].to_numpy(zero_copy_only=False).astype(np.int64)
+    try:
+        labels = encode_labels(
+            table[data.label_column].to_pandas(), classes(data), f"{path}: {data.label_column}"
+        )
+    except ValueError as error:
+        raise UserError(f"{error} (params.yaml data.labels)") from None
     return Keys(ids=ids, labels=labels, sources=sources, features=feature_columns(columns, data))
 
 
@@ -173,14 +180,26 @@ def write_splits(
     return {code: pd.concat(parts, ignore_index=True) for code, parts in samples.items() if parts}
 
 
-def as_numbers(samples: dict[int, pd.DataFrame], data: DataParams) -> dict[int, np.ndarray]:
-    """The sampled rows as numbers for the domain classifier: the features themselves, or for text its
-    character n-gram vectors (`same_distribution.text_vectors`)."""
+def as_numbers(
+    samples: dict[int, pd.DataFrame], data: DataParams
+) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """The sampled rows as numbers for the domain classifier, and which of their columns are categories
+    (None: none): the features themselves, a table's columns through `components.columns.numeric_view`
+    (categories as codes, dates as days), or for text its character n-gram vectors
+    (`same_distribution.text_vectors`)."""
+    if data.kinds:
+        codes = list(samples)
+        inputs = [
+            frame_of(model_inputs(samples[code], data.kinds, data.date_formats, data.na_values))
+            for code in codes
+        ]
+        arrays, categorical = numeric_view(inputs, data.kinds)
+        return dict(zip(codes, arrays, strict=True)), categorical
     if not data.text_column:
-        return {code: frame.to_numpy(np.float64) for code, frame in samples.items()}
+        return {code: frame.to_numpy(np.float64) for code, frame in samples.items()}, None
     codes = list(samples)
     texts = [samples[code][data.text_column].tolist() for code in codes]
-    return dict(zip(codes, same_distribution.text_vectors(texts, seed=0), strict=True))
+    return dict(zip(codes, same_distribution.text_vectors(texts, seed=0), strict=True)), None
 
 
 def sample_rows(codes: np.ndarray, keep: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -195,13 +214,14 @@ def sample_rows(codes: np.ndarray, keep: np.ndarray, size: int, seed: int = 0) -
 
 @task(cache_policy=NO_CACHE)
 def distribution_checks(
-    samples: dict[int, np.ndarray],
+    numbers: tuple[dict[int, np.ndarray], np.ndarray | None],
     labels: np.ndarray,
     codes: np.ndarray,
     sampled: np.ndarray,
     policy: SplitPolicy,
 ) -> dict:
     checks = policy.checks
+    samples, categorical = numbers
 
     def labels_of(code: int) -> np.ndarray:
         return labels[sampled & (codes == code)]
@@ -209,7 +229,13 @@ def distribution_checks(
     found: dict = {"dev_test_same_distribution": None, "train_vs_dev_domain_auc": None}
     if TEST in samples and len(samples[TEST]) >= 2:
         dev_test = same_distribution.same_distribution(
-            samples[DEV], labels_of(DEV), samples[TEST], labels_of(TEST), checks.alpha, checks.max_domain_auc
+            samples[DEV],
+            labels_of(DEV),
+            samples[TEST],
+            labels_of(TEST),
+            checks.alpha,
+            checks.max_domain_auc,
+            categorical=categorical,
         )
         found["dev_test_same_distribution"] = dev_test.to_dict()
     if TRAIN in samples and len(samples[TRAIN]) >= 2:
@@ -220,6 +246,7 @@ def distribution_checks(
             labels_of(DEV),
             checks.alpha,
             checks.max_domain_auc,
+            categorical=categorical,
         )
         found["train_vs_dev_domain_auc"] = train_dev_check.domain_auc
         found["train_vs_dev"] = train_dev_check.to_dict()
@@ -301,12 +328,17 @@ def split_flow(params: Params) -> dict:
         )
     keep = ~leaks if policy.checks.on_leak == "drop" else np.ones(len(codes), dtype=bool)
 
-    per_class = train_dev.per_class(keys.labels[keep], codes[keep])
-    if data.labels:  # classes no split has are missing too
-        per_class = {s: {k: counts.get(k, 0) for k in data.labels} for s, counts in per_class.items()}
+    names = label_names(classes(data))
+    # Every class of the list, also those no split has (missing), by the name the user gives it.
+    per_class = {
+        s: {names[k]: counts.get(k, 0) for k in range(len(names))}
+        for s, counts in train_dev.per_class(keys.labels[keep], codes[keep]).items()
+    }
     missing = train_dev.missing_classes(per_class)
     if missing:
-        what = "; ".join(f"{name} has no example of class(es) {labels}" for name, labels in missing.items())
+        what = "; ".join(
+            f"{name} has no example of class(es) [{', '.join(labels)}]" for name, labels in missing.items()
+        )
         if policy.checks.on_missing_class == "fail":
             raise UserError(f"{RAW_DATA}: {what} (split.checks.on_missing_class: fail)")
         warnings.append(what)

@@ -46,7 +46,7 @@ from pipelines.artifacts import (
     write_json,
 )
 from pipelines.params import DataParams, Params
-from pipelines.tables import n_classes, read_splits
+from pipelines.tables import classes, read_splits
 
 
 def storage_url(params: Params) -> str:
@@ -95,8 +95,8 @@ def trial_config(params: Params, values: dict, epochs: int | None = None) -> Tra
 def _read_data(root: str, data_json: str) -> tuple[dict, int]:
     os.chdir(root)
     data = DataParams.model_validate_json(data_json)
-    frames, arrays = read_splits(data, ("train", "dev"))
-    return arrays, n_classes(data, frames["train"], frames["dev"])
+    _, arrays = read_splits(data, ("train", "dev"))
+    return arrays, len(classes(data))
 
 
 def _data(params: Params, root: str) -> tuple[dict, int]:

@@ -15,12 +15,14 @@ import importlib
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
 
 from components import synthesis
+from components.columns import frame_of, n_rows, numeric_view, take
 from components.datasets import degrade
 from components.evaluation import error_rate
 from components.same_distribution import domain_classifier_auc
@@ -28,7 +30,7 @@ from components.training import predict_classes, train
 from pipelines.artifacts import SYNTHESIS, SYNTHESIZED_DIR, atomic_output, split_path, write_json
 from pipelines.errors import UserError
 from pipelines.params import Params
-from pipelines.tables import as_images, feature_columns, n_classes, read_splits, xy
+from pipelines.tables import as_images, classes, feature_columns, read_splits, xy
 
 TRAINING = ("train", "train_dev")
 
@@ -106,6 +108,22 @@ class Synthesizer:
             raise UserError(f"synthesize.transform returned shape {out.shape} for input {rows.shape}")
         return out.reshape(rows.shape).astype(np.float32)
 
+    def table_rows(self, rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """A table's non-target rows (n, features: the raw columns) through the user's transform, which
+        takes and gives a frame of the same columns and rows."""
+        assert self.transform is not None  # a table has no built-in degradation (checked at __init__)
+        out = self.transform(rows.copy(), rng)
+        if (
+            not isinstance(out, pd.DataFrame)
+            or out.shape != rows.shape
+            or list(out.columns) != list(rows.columns)
+        ):
+            raise UserError(
+                f"synthesize.transform must return a frame of the same columns and rows for a table "
+                f"(data.features), got {type(out).__name__} {getattr(out, 'shape', '')}"
+            )
+        return out.set_axis(rows.index)
+
     def __call__(
         self, frames: dict[str, pd.DataFrame], strength: float = 1.0, mode: str = "replace"
     ) -> tuple[dict[str, pd.DataFrame], synthesis.Diversity]:
@@ -120,10 +138,17 @@ class Synthesizer:
             if not keep.any():
                 made[name] = frame
                 continue
-            original = frame.loc[keep, self.features].to_numpy(np.float32)
             synthesized = frame[keep].copy()
-            synthesized[self.features] = self.rows(original, strength, rng)
-            share = synthesis.diversity(original, synthesized[self.features].to_numpy()).repeated_share
+            if data.features is not None:  # a table of mixed columns: the transform takes and gives frames
+                original = frame.loc[keep, self.features]
+                synthesized[self.features] = self.table_rows(original, rng)
+                numbers = [c for c in self.features if data.kinds[c] == "numeric"]
+                pair = [f[numbers].to_numpy(np.float64) for f in (original, synthesized)]
+            else:
+                original = frame.loc[keep, self.features].to_numpy(np.float32)
+                synthesized[self.features] = self.rows(original, strength, rng)
+                pair = [original, synthesized[self.features].to_numpy()]
+            share = synthesis.diversity(*pair).repeated_share if pair[0].size else 0.0
             repeated = max(repeated, share)
             if mode == "add":
                 synthesized[data.id_column] = synthesized[data.id_column].astype(str) + "~synth"
@@ -156,12 +181,16 @@ def mismatch_gap(params: Params, arrays: dict, classes: int) -> dict[str, float]
     return {**errors, "data_mismatch": errors["dev"] - errors["train_dev"]}
 
 
-def domain_auc(params: Params, train_x: np.ndarray, dev_x: np.ndarray) -> float:
-    """Train vs dev domain classifier AUC on up to split.checks.sample rows of each."""
+def domain_auc(params: Params, train_x: Any, dev_x: Any) -> float:
+    """Train vs dev domain classifier AUC on up to split.checks.sample rows of each (a table's columns
+    through `components.columns.numeric_view`)."""
     rng = np.random.default_rng(params.synthesize.seed)
     n = params.split.checks.sample
-    pick = [x[rng.permutation(len(x))[:n]] for x in (train_x, dev_x)]
-    return domain_classifier_auc(*pick, seed=params.synthesize.seed).auc
+    pick = [take(x, rng.permutation(n_rows(x))[:n]) for x in (train_x, dev_x)]
+    categorical = None
+    if params.data.kinds:
+        pick, categorical = numeric_view([frame_of(x) for x in pick], params.data.kinds)
+    return domain_classifier_auc(*pick, seed=params.synthesize.seed, categorical=categorical).auc
 
 
 @flow(name="synthesize")
@@ -182,7 +211,11 @@ def synthesize_flow(params: Params) -> dict:
     if warning:
         logger.warning(warning)
 
-    after = {**arrays, **{name: xy(made[name], data, features) for name in TRAINING if len(made[name])}}
+    labels = classes(data)
+    after = {
+        **arrays,
+        **{name: xy(made[name], data, features, labels) for name in TRAINING if len(made[name])},
+    }
     payload = {
         "enabled": True,
         "mode": options.mode,
@@ -203,9 +236,8 @@ def synthesize_flow(params: Params) -> dict:
         "warnings": [warning] if warning else [],
     }
     if options.measure and "train_dev" in arrays:
-        classes = n_classes(data, frames["train"], frames["dev"])
         logger.info("measuring the data-mismatch gap: the train config on the split's train, then on the new")
-        gaps = [mismatch_gap(params, version, classes) for version in (arrays, after)]
+        gaps = [mismatch_gap(params, version, len(labels)) for version in (arrays, after)]
         payload["data_mismatch"] = {"before": gaps[0], "after": gaps[1]}
     with atomic_output(SYNTHESIZED_DIR) as tmp:
         _describe(tmp, f"on: train and train_dev with their non-target examples synthesized ({options.mode})")

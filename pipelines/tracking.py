@@ -118,6 +118,15 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+MAX_PARAM_VALUE = 6000  # characters of a param's value that MLflow keeps
+
+
+def name_for(name: str) -> str:
+    """A metric or param name MLflow accepts (letters, digits, '_', '-', '.', ' ', ':' and '/'): the others,
+    as a user's column names may hold ('Culmen Length (mm)'), become '_'."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
+
+
 def is_secret_key(key: str) -> bool:
     """Whether a param or tag name says its value is a secret (the rule is at _SECRET_WORDS)."""
     last = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key.rsplit(".", 1)[-1])
@@ -211,19 +220,24 @@ def _log_batch(
     tags: Mapping[str, str],
     curves: Mapping[str, Iterable[float]] | None = None,
 ) -> None:
-    """Params (flattened), metrics at step 0, per-epoch curves at step = epoch, and tags, in one call."""
+    """Params (flattened), metrics at step 0, per-epoch curves at step = epoch, and tags, in one call.
+    Names are made fit for MLflow (`name_for`); a param's value is cut to MLflow's 6,000 characters."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
     step_metrics = [
-        Metric(name, float(value), now, step)
+        Metric(name_for(name), float(value), now, step)
         for name, series in (curves or {}).items()
         for step, value in enumerate(series, 1)
     ]
     client.log_batch(
         run_id,
-        metrics=[Metric(name, float(value), now, 0) for name, value in metrics.items()] + step_metrics,
-        params=[Param(name, str(value)) for name, value in mask_secrets(flatten(params)).items()],
+        metrics=[Metric(name_for(name), float(value), now, 0) for name, value in metrics.items()]
+        + step_metrics,
+        params=[
+            Param(name_for(name), str(value)[:MAX_PARAM_VALUE])
+            for name, value in mask_secrets(flatten(params)).items()
+        ],
         tags=[RunTag(name, value) for name, value in mask_secrets(tags).items()],
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 
+from components.columns import category_counts, n_rows, unusable_columns
 from components.models import count_flops
 from components.sweep import fingerprint
 from components.training import TrainConfig, accelerators, train
@@ -28,7 +29,7 @@ from pipelines.artifacts import (
 )
 from pipelines.errors import UserError
 from pipelines.params import Params
-from pipelines.tables import n_classes, read_splits
+from pipelines.tables import classes, read_splits
 
 
 @task
@@ -43,6 +44,24 @@ def fit(
     # Keras' progress bar on a terminal; nothing when the output goes to a log.
     verbose = 1 if sys.stdout.isatty() else 0
     return train(config, x, y, classes, validation=dev, verbose=verbose, backup_dir=backup_dir)
+
+
+def table_warnings(params: Params, x: dict | np.ndarray) -> list[str]:
+    """What the model makes of a table's columns that a person should know: columns with nothing to
+    learn on train (left out), categories beyond train.tabular.max_categories (sharing one bucket)."""
+    kinds = params.data.kinds
+    if not kinds:
+        return []
+    found = [f"column {c!r} is left out of the model: {why}" for c, why in unusable_columns(x, kinds).items()]
+    limit = params.train.tabular.max_categories
+    for column, count in category_counts(x, kinds).items():
+        if count > limit:
+            found.append(
+                f"column {column!r} has {count:,} categories on train: the model keeps the {limit:,} most "
+                "frequent, the others share the out-of-vocabulary bucket (train.tabular.max_categories; or "
+                f"data.features.{column}: text or ignore)"
+            )
+    return found
 
 
 def checkpoint_for(config: TrainConfig) -> tuple[Path, int]:
@@ -62,14 +81,16 @@ def train_flow(params: Params) -> dict:
     import keras
 
     logger = get_run_logger()
-    frames, arrays = read_splits(params.data, ("train", "dev"))
+    _, arrays = read_splits(params.data, ("train", "dev"))
     x, y = arrays["train"]
-    classes = n_classes(params.data, frames["train"], frames["dev"])
+    labels = classes(params.data)
+    for warning in table_warnings(params, x):
+        logger.warning(warning)
     devices = accelerators() or ["cpu"]
     logger.info(
         "training on %d examples, %d classes, %d epochs, on %s (Keras backend %s)",
-        len(x),
-        classes,
+        n_rows(x),
+        len(labels),
         params.train.epochs,
         ", ".join(devices),
         keras.backend.backend(),
@@ -79,7 +100,7 @@ def train_flow(params: Params) -> dict:
     if done:
         logger.info("resuming from the checkpoint after epoch %d (%s)", done, backup_dir)
     try:
-        model, history = fit(params.train, x, y, classes, arrays["dev"], backup_dir)
+        model, history = fit(params.train, x, y, len(labels), arrays["dev"], backup_dir)
     except ValueError as error:  # a model config that does not fit the data: Keras names the layer
         raise UserError(f"params.yaml train: the model does not fit the data: {error}") from None
     seconds = time.perf_counter() - started
@@ -97,11 +118,13 @@ def train_flow(params: Params) -> dict:
         "flops_per_example": count_flops(model),
         "devices": devices,
         "backend": keras.backend.backend(),
-        "dtype_policy": model.get_layer("dense_0").dtype_policy.name,
+        "dtype_policy": next(
+            layer.dtype_policy.name for layer in model._flatten_layers() if layer.name == "dense_0"
+        ),
         "jit_compile": bool(model.jit_compile),
         "epochs": epochs,
         "seconds": round(seconds, 3),
-        "examples_per_second": round(len(x) * epochs / seconds, 1),
+        "examples_per_second": round(n_rows(x) * epochs / seconds, 1),
     }
     write_json(TRAINING, summary)
     final = {name: values[-1] for name, values in history.items()}

@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from components import drift
-from components.data_contract import DataContract, expectation_suite, summarize, violations
+from components.data_contract import DataContract, expectation_suite, new_categories, summarize, violations
 from pipelines.artifacts import (
     CONTRACT,
     DATA_DOCS,
@@ -54,7 +54,27 @@ def contract_for(frame: pd.DataFrame, params: Params, contract_file: Path = CONT
         rules=rules,
         extra_columns=extra_columns,
         image_shape=data.image_shape,
+        kinds=data.kinds if data.features is not None else None,
+        # A date stored as text must parse; Parquet's own timestamps need no format.
+        date_formats={
+            column: date_format
+            for column, date_format in data.date_formats.items()
+            if column in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[column])
+        },
+        new_categories=data.new_categories,
     )
+
+
+def drift_columns(contract: DataContract, params: Params) -> list[str]:
+    """The columns the drift guard profiles: label, source and features, but of a table only those whose
+    distribution a profile holds (numbers, flags, categories; not dates, free text or ids)."""
+    profiled = {c for c, kind in params.data.kinds.items() if kind in ("numeric", "boolean", "categorical")}
+    return [
+        c
+        for c in contract.columns
+        if c != contract.id_column
+        and (params.data.features is None or c in profiled or c in contract.key_columns)
+    ]
 
 
 @task
@@ -130,6 +150,7 @@ def validate_flow(params: Params) -> dict:
     with atomic_output(DATA_DOCS) as docs_dir:
         result = run_checkpoint(frame, expectation_suite(contract), docs_dir)
         found = violations(result, frame, contract)
+        unseen = new_categories(result) if contract.new_categories == "warn" else []
         moved = check_drift(frame, reference, options.threshold) if reference else []
         failing = found or (moved and options.mode == "fail")
         page = validation_page(docs_dir)
@@ -153,8 +174,16 @@ def validate_flow(params: Params) -> dict:
         publish(INGESTED, RAW_DATA)
     if moved:
         logger.warning(_drift_message(moved, options.threshold))
+    if unseen:
+        logger.warning(
+            "%s: categories the contract (%s) does not know; the model reads them as its out-of-vocabulary "
+            "category (data.new_categories: fail refuses such a batch):\n%s",
+            INGESTED,
+            CONTRACT,
+            summarize(unseen),
+        )
     if options.mode != "off" and reference is None:
-        columns = [c for c in contract.columns if c != contract.id_column and c in frame.columns]
+        columns = [c for c in drift_columns(contract, params) if c in frame.columns]
         write_json(REFERENCE_PROFILE, drift.reference_profile(frame, columns, options.bins))
         logger.info("drift guard: %s made from this data, the reference for the next runs", REFERENCE_PROFILE)
     summary = {
@@ -167,6 +196,9 @@ def validate_flow(params: Params) -> dict:
             "threshold": options.threshold,
             "drifted": [{"column": d.column, "divergence": d.divergence} for d in moved],
         },
+        "new_categories": [
+            {"column": v.column, "rows": v.unexpected_count, "values": v.sample} for v in unseen
+        ],
     }
     write_json(VALIDATION, summary)
     logger.info(

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,15 @@ FAST_PARAMS = {
     "sweep": {"rounds": 1, "trials": 2, "workers": 1},
     "analyze": {"label_folds": 2},
     "compare": {"sizes": [1.0], "min_steps": 20},
+}
+
+
+# Smaller still, for the modules that run the whole DAG with DVC (several times): they check its way
+# through, not the model's quality.
+DAG_PARAMS = {
+    "train": {"epochs": 2, "hidden_units": [16]},
+    "improve": {"max_iterations": 1},
+    "analyze": {"label_folds": 0},
 }
 
 
@@ -66,6 +76,27 @@ def copy_project(target: Path) -> Path:
         shutil.copy2(ROOT / "data" / name, target / "data" / name)
     (target / "mlflow").mkdir()
     return target
+
+
+def git_repository(project: Path) -> Path:
+    """`project` as a git repository with everything in it committed, as a clone is."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=project, check=True)
+    return project
+
+
+def command_env(prefect_api: str) -> dict[str, str]:
+    """The environment of a user's shell for the CLI (`mlstrategy`, `dvc`): the venv first on PATH, the
+    session's Prefect API, the project's own MLflow store, stages forked from a warm process as `make run`
+    does."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PREFECT_API_URL": prefect_api}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLSTRATEGY_EXECUTION_ID", None)
+    env["MLSTRATEGY_STAGE_SERVER"] = "1"
+    return env
 
 
 def free_port() -> int:

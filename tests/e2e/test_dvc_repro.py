@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import STAGES
-from tests.conftest import FAST_PARAMS, copy_project, write_params
+from tests.conftest import DAG_PARAMS, FAST_PARAMS, command_env, copy_project, git_repository, write_params
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -26,26 +26,12 @@ def dvc(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, prefect_api):
     project = copy_project(tmp_path_factory.mktemp("e2e"))
-    # Small and fast, as the other tests: this module checks DVC's behaviour, not the sweep's or the loop's.
+    # Small and fast: this module checks DVC's behaviour, not the sweep's or the loop's.
     write_params(project, FAST_PARAMS)
-    # Smaller still: every test here reruns the DAG's tail at least once.
-    write_params(
-        project,
-        {
-            "train": {"epochs": 2, "hidden_units": [16]},
-            "improve": {"max_iterations": 1},
-            "analyze": {"label_folds": 0},
-            "compare": {"end_to_end": False, "transfer": False, "multitask": False},
-        },
-    )
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=project, check=True)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_API_URL": prefect_api}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLSTRATEGY_EXECUTION_ID", None)
-    env["MLSTRATEGY_STAGE_SERVER"] = "1"  # as `make run` does: stages fork from a warm process
+    write_params(project, DAG_PARAMS)
+    write_params(project, {"compare": {"end_to_end": False, "transfer": False, "multitask": False}})
+    git_repository(project)
+    env = command_env(prefect_api)
     try:
         first = dvc(project, env, "repro")
         yield project, env, first

@@ -146,8 +146,87 @@ def one_nine() -> pd.DataFrame:
     return frame.drop(index=frame.index[frame["label"] == 9][1:]).reset_index(drop=True)
 
 
+def mixed_table(n: int = 60) -> pd.DataFrame:
+    """A small table as users have them: string labels, a number, a category, a date."""
+    return pd.DataFrame(
+        {
+            "id": [f"m{i:03d}" for i in range(n)],
+            "label": ["no", "yes"] * (n // 2),
+            "size": np.linspace(1.0, 9.0, n),
+            "colour": ["red", "green", "blue"] * (n // 3),
+            "when": [f"2021-03-{1 + i % 28:02d}" for i in range(n)],
+        }
+    )
+
+
+def use_mixed(project: Path, frame: pd.DataFrame, **data) -> None:
+    """Point params.yaml at `frame` as a CSV with its kinds, and a contract that knows the colours."""
+    frame.to_csv(project / "mixed.csv", index=False)
+    use_table(
+        project,
+        "mixed.csv",
+        contract="columns:\n  size: {type: float}\n"
+        "  colour: {type: string, categories: [blue, green, red]}\n",
+        features={"size": "numeric", "colour": "categorical", "when": "date"},
+        date_formats={"when": "%Y-%m-%d"},
+        labels=["no", "yes"],
+        **data,
+    )
+
+
 # (name, how to break the project, stages to run, what the message must say)
 CASES = [
+    (
+        "a date that does not parse",
+        lambda p: use_mixed(
+            p, mixed_table().assign(when=lambda f: f["when"].where(f.index != 3, "2021-02-30"))
+        ),
+        ["ingest", "validate"],
+        "expect_column_values_to_match_strftime_format on column 'when': 1 bad value(s)",
+    ),
+    (
+        "a label outside the class list",
+        lambda p: use_mixed(p, mixed_table().assign(label=lambda f: f["label"].where(f.index != 5, "maybe"))),
+        ["ingest", "validate"],
+        "expect_column_values_to_be_in_set on column 'label': 1 bad value(s) (1.67%), e.g. ['maybe'] at "
+        "rows [5]",
+    ),
+    (
+        "a new category when new categories fail",
+        lambda p: use_mixed(
+            p,
+            mixed_table().assign(colour=lambda f: f["colour"].where(f.index != 7, "purple")),
+            new_categories="fail",
+        ),
+        ["ingest", "validate"],
+        "on column 'colour': 1 bad value(s) (1.67%), e.g. ['purple'] at rows [7] (0-based) (categories the "
+        "contract does not know (data.new_categories: fail))",
+    ),
+    (
+        "a column that is entirely missing",
+        lambda p: use_mixed(p, mixed_table().assign(size=np.nan)),
+        ["ingest", "validate"],
+        "expect_column_values_to_not_be_null on column 'size': 60 bad value(s)",
+    ),
+    (
+        "a semicolon-separated CSV",
+        lambda p: bad_csv(p, "id;label;p0\na;1;0.5\nb;0;0.1\n"),
+        ["ingest"],
+        "bad.csv: line 1 holds one column when split at ',', but the file looks separated by ';': set "
+        "params.yaml data.delimiter: ';'",
+    ),
+    (
+        "duplicate column names",
+        lambda p: bad_csv(p, "id,label,p0,p0\na,1,0.5,0.1\n"),
+        ["ingest"],
+        "bad.csv: line 1 names column 'p0' twice (columns 3 and 4); rename one",
+    ),
+    (
+        "a header-only file",
+        lambda p: bad_csv(p, "id,label,p0\n"),
+        ["ingest"],
+        "bad.csv: no rows, only the header",
+    ),
     (
         "ragged CSV rows",
         lambda p: bad_csv(p, "id,label,p0\na,1,0.5\nb,0,0.1,0.7,0.9\n"),
@@ -172,7 +251,7 @@ CASES = [
         ["ingest", "validate"],
         "expect_column_values_to_not_be_null on column 'p3': 1 bad value(s)",
     ),
-    ("empty file", lambda p: bad_csv(p, ""), ["ingest"], "bad.csv: cannot be read as CSV"),
+    ("empty file", lambda p: bad_csv(p, ""), ["ingest"], "bad.csv: empty file (no header line)"),
     (
         "a single class",
         lambda p: bad_table(p, one_class()),

@@ -94,7 +94,7 @@ def test_the_stage_refuses_an_image_shape_that_does_not_fit_the_features():
     dev = pd.DataFrame({"id": ["a", "b"], "source": ["phone"] * 2, "label": [0, 1]})
     x = np.zeros((2, 64), np.float32)
     with pytest.raises(UserError, match=r"data.image_shape \[5, 5\] does not hold the data's 64 features"):
-        dev_tags(params, dev, x, x, np.full((2, 2), 0.5))
+        dev_tags(params, dev, (x, np.array([0, 1])), x, np.full((2, 2), 0.5), np.array(["0", "1"], object))
 
 
 def test_text_tags_length_and_unknown_words():

@@ -4,6 +4,7 @@ champion one promotion at a time (a real MLflow store in a temporary SQLite file
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines import registry
@@ -23,11 +24,14 @@ def store(tmp_path, monkeypatch):
 
 def new_version(model_file) -> str:
     from pipelines import tracking
+    from pipelines.params import DataParams
 
     client = tracking.client("e")
     run = client.create_run(client.get_experiment_by_name("e").experiment_id)
-    example = np.zeros((5, 4), np.float32)
-    return registry.register("e", "m", run.info.run_id, model_file, example)
+    rows = pd.DataFrame(np.zeros((5, 4), np.float32), columns=list("abcd")).assign(label=[0, 1, 2, 0, 1])
+    data = DataParams(source_column=None, target_sources=[], labels=[0, 1, 2], label_column="label")
+    schema = registry.serving_schema(data, rows.assign(id="x"), [0, 1, 2])
+    return registry.register("e", "m", run.info.run_id, model_file, schema, rows)
 
 
 def champion() -> str | None:

@@ -31,11 +31,30 @@ def test_unknown_ids_are_named_with_their_lines():
     assert "lines 3, 5: unknown id ['zz', 'yy']" in message
 
 
-def test_labels_outside_the_set_and_not_integers():
-    message = refusal(corrections(("b", 7), ("d", "cat"), ("c", 1.5), ("e", -1)))
-    assert "line 2: label [7] outside the label set [0, 1, 2]" not in message  # two rows are outside
-    assert "lines 2, 5: label [7, -1] outside the label set [0, 1, 2]" in message
-    assert "lines 3, 4: label is not an integer (['cat', '1.5'])" in message
+def test_labels_outside_the_class_list_are_named_with_their_lines():
+    message = refusal(corrections(("b", 7), ("d", "cat"), ("c", 1.5), ("e", -1), ("b", 1)))
+    said = "lines 2, 3, 4, 5: label ['7', 'cat', '1.5', '-1'] is not the class list ['0', '1', '2']"
+    assert said in message
+
+
+def test_labels_are_read_as_the_classes_they_name_in_their_own_type():
+    names = ["Adelie", "Chinstrap", "Gentoo"]
+    checked = check_corrections(corrections(("b", " Gentoo"), ("d", "Adelie")), SPLIT_OF, names)
+    assert checked["corrected"].tolist() == ["Gentoo", "Adelie"]
+    flags = check_corrections(corrections(("b", "True"), ("d", "False")), SPLIT_OF, [False, True])
+    assert flags["corrected"].tolist() == [True, False]
+    assert all(isinstance(v, bool) for v in flags["corrected"])
+    message = refusal_for(corrections(("b", "gentoo"), ("d", "Adelie")), names)
+    assert "line 2: label ['gentoo'] is not the class list ['Adelie', 'Chinstrap', 'Gentoo']" in message
+    table = pd.DataFrame({"id": ["b", "d"], "species": pd.Series(["Adelie", "Adelie"], dtype="str")})
+    fixed, changed, _ = apply_corrections(table, checked, "id", "species")
+    assert fixed["species"].tolist() == ["Gentoo", "Adelie"] and changed == 1
+
+
+def refusal_for(frame: pd.DataFrame, labels: list) -> str:
+    with pytest.raises(ValueError) as error:
+        check_corrections(frame, SPLIT_OF, labels)
+    return str(error.value)
 
 
 def test_duplicate_ids():
@@ -89,12 +108,14 @@ def test_a_hand_edited_relabels_file_is_checked(tmp_path, monkeypatch):
     from pipelines.relabel import read_relabels
 
     monkeypatch.chdir(tmp_path)
-    assert read_relabels().empty  # no file: no corrections
+    assert read_relabels(None).empty  # no file: no corrections
     (tmp_path / "data").mkdir()
     (tmp_path / "data/relabels.csv").write_text("id,corrected\nb,1\n\nd,x\nb,2\n")
     with pytest.raises(UserError) as error:
-        read_relabels()
+        read_relabels(None)
     assert "line 4: 'corrected' is not a label" in str(error.value)  # the blank line 3 still counts
     assert "lines 2, 5: id given more than once" in str(error.value)
     (tmp_path / "data/relabels.csv").write_text("id,corrected\n007,1\n")
-    assert read_relabels().to_dict("list") == {"id": ["007"], "corrected": [1]}
+    assert read_relabels(None).to_dict("list") == {"id": ["007"], "corrected": [1]}
+    (tmp_path / "data/relabels.csv").write_text("id,corrected\n007,Gentoo\n")
+    assert read_relabels(["Adelie", "Gentoo"]).to_dict("list") == {"id": ["007"], "corrected": ["Gentoo"]}

@@ -1,0 +1,150 @@
+"""A real table as a user brings it (palmerpenguins' raw table: string labels, categories, yes/no flags,
+dates, free text, missing values, ids and constant columns), through the README's commands in a git
+repository: `mlstrategy init`, then `mlstrategy run` (DVC, Prefect, MLflow for real). The registered model
+answers raw rows in the user's labels; every output speaks the user's class names; an edit of the file
+reruns from ingest; relabeling takes class names; scheduled batches with a new category pass with a
+warning, and one with an unknown class is quarantined."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import DAG_PARAMS, FAST_PARAMS, command_env, copy_project, git_repository, write_params
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+LABEL = "Species"
+
+
+def mlstrategy(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(BIN / "mlstrategy"), *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory, prefect_api):
+    import palmerpenguins
+
+    project = copy_project(tmp_path_factory.mktemp("table"))
+    git_repository(project)
+    source = Path(palmerpenguins.__file__).parent / "data" / "penguins-raw.csv"
+    (project / "data/penguins.csv").write_bytes(source.read_bytes())  # the user's file, copied in
+    env = command_env(prefect_api)
+    try:
+        init = mlstrategy(project, env, "init", "--data", "data/penguins.csv", "--label", LABEL)
+        # Small and fast: this module checks the table's way through, not the model's quality.
+        write_params(project, FAST_PARAMS)
+        write_params(project, DAG_PARAMS)
+        write_params(project, {"sweep": {"epochs": 2}, "compare": {"transfer": False, "min_steps": 10}})
+        first = mlstrategy(project, env, "run")
+        yield project, env, init, first
+    finally:
+        subprocess.run([str(BIN / "mlstrategy"), "stage-server", "stop"], cwd=project, env=env, check=False)
+
+
+def registered(project: Path, alias: str = "challenger"):
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow/mlflow.db'}")
+    return mlflow.pyfunc.load_model(f"models:/mlstrategy@{alias}")
+
+
+def test_the_registered_model_answers_raw_rows_in_the_users_labels(table):
+    from components.columns import row_ids
+
+    project, _, init, first = table
+    assert "Date Egg" in init.stdout and "data.features.Island" in init.stdout
+    assert "principal problem:" in first.stdout
+    raw = pd.read_csv(project / "data/penguins.csv")  # the user's rows, as read from their file
+    dev_ids = set(pd.read_parquet(project / "data/splits/dev.parquet")["row_id"])
+    dev = raw[pd.Series(row_ids(raw)).isin(dev_ids).to_numpy()]
+    assert len(dev) == len(dev_ids)
+    model = registered(project)
+    inputs = model.metadata.signature.inputs.to_dict()
+    assert {spec["name"] for spec in inputs} >= {"Island", "Date Egg", "Culmen Length (mm)", "Comments"}
+    assert {"Region", "Individual ID", LABEL} & {spec["name"] for spec in inputs} == set()
+    answers = model.predict(dev.drop(columns=[LABEL]))  # id-like and constant columns ride along
+    assert set(answers) <= set(raw[LABEL]) and answers.name == LABEL
+    improve = json.loads((project / "metrics/improve.json").read_text())
+    assert (answers.to_numpy() == dev[LABEL].to_numpy()).mean() == pytest.approx(improve["final_dev_metric"])
+    probabilities = model.predict(dev.drop(columns=[LABEL]).head(3), params={"probabilities": True})
+    assert list(probabilities.columns) == sorted(raw[LABEL].unique())
+
+
+def test_every_output_speaks_the_users_class_names(table):
+    project, _, _, _ = table
+    names = set(pd.read_csv(project / "data/penguins.csv")[LABEL])
+    confusion = pd.read_csv(project / "metrics/confusion_dev.csv")
+    assert set(confusion["actual"]) <= names
+    split = json.loads((project / "metrics/split.json").read_text())
+    assert set(split["per_class"]["dev"]) == names
+    analysis = json.loads((project / "metrics/analyze.json").read_text())
+    tags = {row["tag"] for row in analysis["tags"]}
+    assert any(tag.startswith("Island=") for tag in tags) or any(" in [" in tag for tag in tags), tags
+    compare = json.loads((project / "metrics/compare.json").read_text())["end_to_end"]
+    assert set(compare["points"][-1]["baselines"]) == {"gradient_boosting", "logistic_regression"}
+    html = (project / "reports/strategy.html").read_text()
+    assert all(name in html for name in names) and "gradient-boosted trees" in html
+    assert "human-level error is a placeholder" in html  # init without --human-level
+
+
+def test_relabel_takes_class_names_for_dev_and_test_together(table):
+    project, env, _, _ = table
+    queue = pd.read_csv(project / "reports/relabel_queue.csv")
+    splits = {name: pd.read_parquet(project / f"data/splits/{name}.parquet") for name in ("dev", "test")}
+    rows = [splits[name][["row_id", LABEL]].head(1).set_axis(["id", "corrected"], axis=1) for name in splits]
+    fixes = pd.concat(rows, ignore_index=True)
+    other = sorted(set(splits["dev"][LABEL]) - {fixes.loc[0, "corrected"]})[0]
+    fixes.loc[0, "corrected"] = other  # a class name, as the queue writes them
+    assert set(queue["label"]) <= set(splits["dev"][LABEL]) | set(splits["test"][LABEL])
+    fixes.to_csv(project / "fixes.csv", index=False)
+    done = mlstrategy(project, env, "relabel", "fixes.csv")
+    assert "2 reviewed (dev 1, test 1); 1 label(s) changed" in done.stdout
+    raw = pd.read_parquet(project / "data/raw/dataset.parquet").set_index("row_id")
+    assert raw.loc[fixes.loc[0, "id"], LABEL] == other
+
+
+def test_an_edit_of_the_file_in_place_reruns_from_ingest_and_is_versioned(table):
+    project, env, _, _ = table
+    before = yaml.safe_load((project / "data/penguins.csv.dvc").read_text())["outs"][0]["md5"]
+    text = (project / "data/penguins.csv").read_text()
+    (project / "data/penguins.csv").write_text(text.replace(",39.1,18.7,", ",39.2,18.7,", 1))
+    done = mlstrategy(project, env, "run", "validate")
+    assert "Running stage 'ingest'" in done.stdout and "Running stage 'validate'" in done.stdout
+    assert yaml.safe_load((project / "data/penguins.csv.dvc").read_text())["outs"][0]["md5"] != before
+
+
+def test_scheduled_batches_of_raw_rows(table):
+    project, env, _, _ = table
+    raw = pd.read_csv(project / "data/penguins.csv")
+    landing = project / "data/landing"
+    landing.mkdir()
+    unknown = raw.tail(6).copy()
+    unknown[LABEL] = "Emperor penguin (Aptenodytes forsteri)"
+    unknown.to_csv(landing / "a_unknown_class.csv", index=False)
+    new_island = raw.tail(8).copy()
+    new_island["Island"] = "Deception"
+    new_island["Culmen Length (mm)"] += 0.01  # new rows, so new ids
+    new_island.to_csv(landing / "b_new_island.csv", index=False)
+    done = mlstrategy(project, env, "serve", "--once")
+    assert done.stdout.strip().splitlines()[-1] in (
+        "scheduled run: challenger wins: promoted",
+        "scheduled run: champion stays",
+        "scheduled run: first champion",
+    )
+    report = (project / "data/quarantine/a_unknown_class.csv.txt").read_text()
+    assert f"on column '{LABEL}'" in report and "Emperor penguin" in report
+    assert (project / "data/batches/b_new_island.csv").is_file()
+    validation = json.loads((project / "metrics/validation.json").read_text())
+    assert validation["new_categories"] == [{"column": "Island", "rows": 8, "values": ["Deception"]}]
+    assert set(registered(project, "champion").predict(new_island.drop(columns=[LABEL]))) <= set(raw[LABEL])
