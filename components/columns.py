@@ -66,6 +66,7 @@ def infer_kind(
     max_integer_levels: int = 10,
     id_share: float = 0.5,
     text_words: float = 3.0,
+    min_text_values: int = 50,
 ) -> Inferred:
     """The kind of one column from its values (n,), as read from the file.
 
@@ -74,9 +75,11 @@ def infer_kind(
     parse with one date format: date. Numbers, or strings that all parse as numbers (besides markers of
     missing values such as '?'): numeric, unless integers with at most `max_integer_levels` values and
     fewer than `max_level_share` of the rows distinct (categorical: codes such as a class 1, 2, 3), or
-    integers that number the rows (ignore: an id). Other strings: text when they average `text_words`
-    words or more, an id when more than `id_share` of them are distinct (ignore), else categorical.
-    Raises MixedColumn for numbers or dates with a few other values mixed in.
+    integers that are an id (ignore: each distinct, and numbering the rows, in increasing order, or in a
+    column named like an id: PassengerId, customer_id). Other strings: text when they average
+    `text_words` words or more over more than `min_text_values` distinct values ("Some college" in a few
+    values is a category), an id when more than `id_share` of them are distinct (ignore), else
+    categorical. Raises MixedColumn for numbers or dates with a few other values mixed in.
     """
     name = str(values.name)
     present = values.dropna()
@@ -92,7 +95,7 @@ def infer_kind(
     if pd.api.types.is_datetime64_any_dtype(present):
         return Inferred("date", f"dates{note}", missing=missing)
     if pd.api.types.is_numeric_dtype(present):
-        return _numeric(present, missing, note, max_level_share, max_integer_levels)
+        return _numeric(present, missing, note, max_level_share, max_integer_levels, looks_like_id(name))
     text = present.astype(str).str.strip()
     lowered = text.str.lower()
     markers = lowered.isin(NA_MARKERS)
@@ -110,6 +113,7 @@ def infer_kind(
             f", {share:.0%} missing" if share else "",
             max_level_share,
             max_integer_levels,
+            looks_like_id(name),
         )
         if na:
             found = Inferred(
@@ -135,7 +139,7 @@ def infer_kind(
         if bad.sum() <= 0.1 * len(text):
             raise MixedColumn(name, f"dates ({date_format})", _rows(bad), text[bad].tolist())
     words = text.str.split().str.len().mean()
-    if words >= text_words:
+    if words >= text_words and distinct > min_text_values:
         return Inferred("text", f"free text, {words:.1f} words on average{note}", missing=missing)
     if distinct > id_share * len(present):
         return Inferred(
@@ -147,16 +151,31 @@ def infer_kind(
 
 
 def _numeric(
-    present: pd.Series, missing: float, note: str, max_level_share: float, max_levels: int
+    present: pd.Series,
+    missing: float,
+    note: str,
+    max_level_share: float,
+    max_levels: int,
+    named_like_id: bool = False,
 ) -> Inferred:
     numbers = present.astype(np.float64)
     integral = bool(np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)))
     distinct = numbers.nunique()
-    if integral and distinct == len(numbers) and numbers.max() - numbers.min() + 1 == len(numbers):
-        return Inferred("ignore", "integers numbering the rows: an id, not a feature", missing=missing)
+    unique = integral and distinct == len(numbers) and len(numbers) > max_levels
+    in_sequence = numbers.is_monotonic_increasing or numbers.max() - numbers.min() + 1 == len(numbers)
+    if unique and (named_like_id or in_sequence):
+        return Inferred("ignore", "a different integer in each row: an id, not a feature", missing=missing)
     if integral and distinct <= max_levels and distinct < max_level_share * len(numbers):
         return Inferred("categorical", f"{distinct} integer codes{note}", missing=missing)
     return Inferred("numeric", f"numbers from {numbers.min():g} to {numbers.max():g}{note}", missing=missing)
+
+
+def looks_like_id(name: str) -> bool:
+    """Whether a column's name says it identifies rows: 'id', 'PassengerId', 'customer_id', 'row-ID',
+    'user key', 'index' (not 'valid', 'width' or 'idea')."""
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)  # PassengerId -> Passenger Id
+    last = re.split(r"[\s_\-.]+", words.strip().lower())[-1] if words.strip() else ""
+    return last in ("id", "key", "index", "uuid", "guid")
 
 
 def _is_flags(present: pd.Series) -> bool:
@@ -195,10 +214,10 @@ def guess_date_format(text: pd.Series, sample: int = 200) -> str | None:
 
 
 def input_name(column: str) -> str:
-    """A column's Keras input name (and its layers' prefix): letters, digits, '_', '.' and '-' only, as
-    TensorFlow's name scopes require, starting with a letter or digit ('Culmen Length (mm)' ->
-    'Culmen_Length_mm')."""
-    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_.-]", "_", str(column))).strip("_")
+    """A column's Keras input name (and its layers' prefix): letters, digits, '_' and '-' only, as
+    TensorFlow's name scopes allow, starting with a letter or digit ('Culmen Length (mm)' ->
+    'Culmen_Length_mm'). No '.': a table model's own names hold one (`components.preprocessing`)."""
+    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_-]", "_", str(column))).strip("_")
     return name if name[:1].isalnum() else f"c_{name}"
 
 
@@ -313,17 +332,24 @@ def row_ids(frame: pd.DataFrame) -> np.ndarray:
     the row sits in the file and however the file stores its numbers (3 and 3.0 alike), so rows added
     later never move an earlier row's id. A row repeated k times gets '-2' to '-k' after its first. An
     edited row gets a new id (and so, maybe, another split)."""
-    canonical = {}
-    for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            canonical[column] = values.astype(np.float64)
-        else:
-            canonical[column] = values.astype(object).where(values.notna(), "\0").map(str)
+    canonical = {column: _canonical(frame[column]) for column in frame.columns}
     hashes = pd.util.hash_pandas_object(pd.DataFrame(canonical), index=False).to_numpy(np.uint64)
     ids = pd.Series([f"{h:016x}" for h in hashes.tolist()], dtype=object)
     repeat = ids.groupby(ids).cumcount().to_numpy()
     return np.where(repeat > 0, ids + "-" + pd.Series(repeat + 1).astype(str), ids).astype(object)
+
+
+def _canonical(values: pd.Series) -> pd.Series:
+    """A column as row_ids hashes it: by value, whatever dtype pandas gave it. Numbers and flags as
+    float64 (True is 1.0; a column of whole numbers read as int64, or as float64 once a value is missing,
+    hashes alike; so does a column of flags that a missing value made object), anything else as text,
+    missing as one marker."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.astype(np.float64)
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, bool | int | float | np.number)).all():
+        return values.astype(object).where(values.notna(), np.nan).astype(np.float64)
+    return values.astype(object).where(values.notna(), "\0").map(str)
 
 
 # -- rows of model inputs ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -267,6 +267,7 @@ class Violation:
     sample: list[Any] = field(default_factory=list)
     details: str = ""
     rows: list[int] = field(default_factory=list)  # 0-based row numbers of a sample of the bad values
+    ids: list[Any] = field(default_factory=list)  # the examples' ids at those rows
 
     def __str__(self) -> str:
         where = f"column '{self.column}'" if self.column else "table"
@@ -276,7 +277,11 @@ class Violation:
             if self.unexpected_percent is not None:
                 count += f" ({self.unexpected_percent:.2f}%)"
         sample = f", e.g. {self.sample}" if self.sample else ""
-        rows = f" at rows {self.rows} (0-based)" if self.rows else ""
+        rows = (
+            f" at rows {self.rows} (0-based" + (f"; ids {self.ids})" if self.ids else ")")
+            if self.rows
+            else ""
+        )
         details = f" ({self.details})" if self.details else ""
         return f"{self.expectation} on {where}{count}{sample}{rows}{details}"
 
@@ -329,6 +334,9 @@ def violations(
             )
         )
     found += [_out_of_range(frame[c], contract.rule(c), sample_size) for c in sorted(out_of_range)]
+    if contract.id_column in frame:  # rows of a stage's table mean little to a person; their ids do
+        ids = frame[contract.id_column]
+        found = [replace(v, ids=[_plain(ids.iloc[r]) for r in v.rows if r < len(ids)]) for v in found]
     if contract.label_column in frame:
         found += filter(None, [rare_classes(frame[contract.label_column], contract)])
     found += filter(None, [_image_shape(contract)])
@@ -434,7 +442,7 @@ def propose(
     kinds: a table's feature kinds ({column: kind}, `components.columns.infer_kind`): a categorical
     feature gets its known `categories` (up to `max_categories`; a new one is a warning by default)
     instead of a closed value set, a date its type only (params.yaml data.date_formats holds its format),
-    and so does a column the model ignores.
+    and so does a column the model ignores; an id (`unique`) and free text get no range and no lengths.
     slack: how much room to leave for new batches: ranges widened by this share of their span on each
     side (not below 0 for a column that never was), null shares raised by as much as they are, 0.1 at
     least, where the snapshot had any."""
@@ -451,7 +459,9 @@ def propose(
             # Round up so that the snapshot itself passes.
             rule["nulls"] = math.ceil(1000 * share) / 1000
         few = present.nunique() <= max_values and name not in unique
-        if kind == "categorical":
+        if name in unique or kind == "text":
+            pass  # new ids and new texts are longer or larger than the snapshot's: no range, no lengths
+        elif kind == "categorical":
             if present.nunique() <= max_categories:
                 rule["categories"] = sorted(_plain(v) for v in present.unique())
         elif kind in ("date", "ignore"):

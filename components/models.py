@@ -225,20 +225,20 @@ def build_model(
 
 
 def _table_model(config: TrainConfig, x_train: dict, n_classes: int) -> keras.Model:
-    """A table's model in two parts, both fitted on x_train where they learn from data: "preprocessing"
-    (fixed once adapted: standardization, imputation, calendar parts, category lookups) and "classifier"
+    """A table's model in two parts, both fitted on x_train where they learn from data: its preprocessing
+    (fixed once adapted: standardization, imputation, calendar parts, category lookups) and its classifier
     (one-hot encodings, embeddings, TF-IDF of free text, then the shared head and the softmax). The whole
     model takes the raw columns; training fits the classifier on the preprocessing's output
     (`components.training.compile_and_fit`)."""
     import keras
 
-    from components.preprocessing import encoded_features, table_preprocessing
+    from components.preprocessing import CLASSIFIER, encoded_features, table_preprocessing
 
     preprocessing = table_preprocessing(dict(config.columns), config.tabular, x_train)
     inputs, x = encoded_features(preprocessing, config.tabular, x_train, config.seed + 200, config.l2)
     x = _head(config, x)
     outputs = output_layer(n_classes, "softmax", config.seed + len(config.hidden_units), "softmax")(x)
-    classifier = keras.Model(inputs, outputs, name="classifier")
+    classifier = keras.Model(inputs, outputs, name=CLASSIFIER)
     raw = preprocessing.input
     return keras.Model(raw, classifier(preprocessing(raw)), name="mlp")
 

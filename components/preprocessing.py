@@ -95,14 +95,15 @@ class DateFeature(keras.layers.Layer):
         missing = ops.isnan(x)
         days = ops.where(missing, 0.0, x)
         day = ops.floor(days)
-        year, month, day_of_month = civil_from_days(day)
+        _, month, day_of_month = civil_from_days(day)
         present = 1.0 - ops.cast(missing, "float32")
 
         def cycle(value: Any, period: float) -> list:
             angle = 2 * math.pi * value / period
             return [ops.sin(angle) * present, ops.cos(angle) * present]
 
-        parts = [(year + (days - day) / DAYS_PER_YEAR - self.year_mean) / self.year_std * present]
+        # The year as a continuous quantity, as its mean and deviation were measured (`_date`).
+        parts = [(1970.0 + days / DAYS_PER_YEAR - self.year_mean) / self.year_std * present]
         parts += cycle(month - 1, 12) + cycle(day_of_month - 1, 31)
         parts += cycle(ops.mod(day + 3, 7), 7)  # 1970-01-01 was a Thursday: Monday is 0
         if self.with_time:
@@ -146,19 +147,20 @@ def civil_from_days(day: Any) -> tuple[Any, Any, Any]:
     return year, month, day_of_month
 
 
-NUMBERS = (
-    "_numbers"  # the preprocessing's output of every number column (no column's input name starts with _)
-)
+# A table model's own names all hold a '.', which no column's input name does (`input_name`): a column
+# named "softmax", "features" or "x_lookup" never meets a layer of the same name.
+PREPROCESSING, CLASSIFIER = "table.preprocessing", "table.classifier"
+NUMBERS = "table.numbers"  # the preprocessing's output of every number and flag column
 
 
 def table_preprocessing(
     columns: Mapping[str, str], config: TabularConfig, x_train: Mapping[str, np.ndarray]
 ) -> keras.Model:
     """The fixed part of a table model's preprocessing, fitted on `x_train` (the train split's
-    `model_inputs`): a model named "preprocessing" from one input per column of `columns` that is not
+    `model_inputs`): a model named PREPROCESSING from one input per column of `columns` that is not
     ignored ({input name: (batch,)}) to {NUMBERS: every number and flag column standardized, with missing
-    flags; a date column's name: its calendar parts; a categorical column's name: its index in the
-    vocabulary; a text column's name: the text as it is}. Columns constant or entirely missing on train
+    flags; "<name>.date": a date column's calendar parts; "<name>.lookup": a category's index in the
+    vocabulary; "<name>.text": a free-text column as it is}. Columns constant or entirely missing on train
     keep their input, which nothing reads (`components.columns.unusable_columns`)."""
     kinds = {column: kind for column, kind in columns.items() if kind != "ignore"}
     names = input_names(kinds)
@@ -178,16 +180,16 @@ def table_preprocessing(
         if column in unusable or kind in ("numeric", "boolean"):
             continue
         if kind == "date":
-            outputs[name] = _date(name, x_train[name])(inputs[name])
+            outputs[f"{name}.date"] = _date(name, x_train[name])(inputs[name])
         elif kind == "categorical":
-            outputs[name] = _lookup(name, x_train[name], config)(inputs[name])
-        else:
-            outputs[name] = inputs[name]  # free text: vectorized where the model learns (`encoded_features`)
+            outputs[f"{name}.lookup"] = _lookup(name, x_train[name], config)(inputs[name])
+        else:  # free text: vectorized where the model learns (`encoded_features`)
+            outputs[f"{name}.text"] = inputs[name]
     if not outputs:
         raise ValueError(
             f"no column varies on the train split ({', '.join(f'{c}: {w}' for c, w in unusable.items())})"
         )
-    return keras.Model(inputs, outputs, name="preprocessing")
+    return keras.Model(inputs, outputs, name=PREPROCESSING)
 
 
 def encoded_features(
@@ -203,14 +205,15 @@ def encoded_features(
     the course's L2 knob regularizes every weight), each free text a TF-IDF bag of words fitted on
     `x_train`."""
     inputs, parts = {}, []
-    for name, tensor in preprocessing.output.items():
-        inputs[name] = keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
-        if tensor.dtype.startswith("int"):  # a category's index in its vocabulary
-            size = preprocessing.get_layer(f"{name}_lookup").vocabulary_size()
-            if size - 1 <= config.embed_above:
+    for key, tensor in preprocessing.output.items():
+        inputs[key] = keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=key)
+        name = key.rsplit(".", 1)[0]
+        if key.endswith(".lookup"):  # a category's index in its vocabulary
+            size = preprocessing.get_layer(key).vocabulary_size()
+            if size - 2 <= config.embed_above:  # the vocabulary holds the missing category and the OOV bucket
                 parts.append(
-                    keras.layers.CategoryEncoding(size, output_mode="one_hot", name=f"{name}_one_hot")(
-                        inputs[name]
+                    keras.layers.CategoryEncoding(size, output_mode="one_hot", name=f"{name}.one_hot")(
+                        inputs[key]
                     )
                 )
             else:
@@ -223,18 +226,18 @@ def encoded_features(
                         dim,
                         embeddings_initializer=initializer,
                         embeddings_regularizer=regularizer,
-                        name=f"{name}_embedding",
-                    )(inputs[name])
+                        name=f"{name}.embedding",
+                    )(inputs[key])
                 )
-        elif tensor.dtype == "string":
+        elif key.endswith(".text"):
             vectorize = keras.layers.TextVectorization(
-                max_tokens=config.max_tokens, output_mode="tf_idf", name=f"{name}_words"
+                max_tokens=config.max_tokens, output_mode="tf_idf", name=f"{name}.words"
             )
             vectorize.adapt(x_train[name])
-            parts.append(vectorize(inputs[name]))
+            parts.append(vectorize(inputs[key]))
         else:
-            parts.append(inputs[name])
-    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
+            parts.append(inputs[key])
+    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="table.features")(parts)
     return inputs, encoded
 
 
@@ -250,14 +253,14 @@ def _numbers(names: list[str], x_train: Mapping[str, np.ndarray], config: Tabula
         fills.append(float(np.median(present)) if config.impute == "median" else means[-1])
         if config.missing_indicator and np.isnan(values).any():
             flagged.append(i)
-    return NumericFeatures(means, stds, fills, flagged, name="numbers")
+    return NumericFeatures(means, stds, fills, flagged, name=NUMBERS)
 
 
 def _date(name: str, values: np.ndarray) -> DateFeature:
     present = values[~np.isnan(values)].astype(np.float64)
     years = 1970 + present / DAYS_PER_YEAR
     with_time = bool(np.any(present != np.floor(present)))
-    return DateFeature(float(years.mean()), float(years.std()) or 1.0, with_time, name=f"{name}_date")
+    return DateFeature(float(years.mean()), float(years.std()) or 1.0, with_time, name=f"{name}.date")
 
 
 def _lookup(name: str, values: np.ndarray, config: TabularConfig) -> keras.layers.StringLookup:
@@ -270,16 +273,16 @@ def _lookup(name: str, values: np.ndarray, config: TabularConfig) -> keras.layer
     counts = counts.drop([MISSING, "[UNK]"], errors="ignore")  # '[UNK]' is the lookup's own OOV token
     order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     vocabulary = [MISSING] + [value for value, _ in order[: config.max_categories]]
-    return keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, name=f"{name}_lookup")
+    return keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, name=f"{name}.lookup")
 
 
 def split_preprocessing(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
     """A table model's two parts (`components.models.build_model`), its fixed preprocessing and the
     classifier that learns from its output; None for another model."""
     names = {layer.name for layer in model.layers}
-    if not {"preprocessing", "classifier"} <= names:
+    if not {PREPROCESSING, CLASSIFIER} <= names:
         return None
-    return model.get_layer("preprocessing"), model.get_layer("classifier")
+    return model.get_layer(PREPROCESSING), model.get_layer(CLASSIFIER)
 
 
 def preprocess(

@@ -109,7 +109,9 @@ def _search(config: TrainConfig, draw: Draw) -> dict[str, Any]:
 
     [values] = sample(SearchSpace.from_params(DEFAULT_SPACE), 1, int(draw.rng.integers(2**31)))
     changed = configure(config, values)
-    return {k: v for k, v in dataclasses.asdict(changed).items() if getattr(config, k) != v}
+    # Field by field, not asdict: that would hand the nested configs (cnn, tabular, ...) back as dicts.
+    fields = (f.name for f in dataclasses.fields(changed))
+    return {k: getattr(changed, k) for k in fields if getattr(config, k) != getattr(changed, k)}
 
 
 def _synthesize(config: TrainConfig, draw: Draw) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def replace_head(source: keras.Model, n_classes: int, seed: int = 0) -> tuple[ke
         return keras.Model(source.input, outputs, name=f"{source.name}_transfer"), source.layers[:-1]
     preprocessing, classifier = parts
     outputs = output_layer(n_classes, "softmax", seed, "target_softmax")(classifier.layers[-1].input)
-    tuned = keras.Model(classifier.input, outputs, name="classifier")
+    tuned = keras.Model(classifier.input, outputs, name=classifier.name)
     raw = preprocessing.input
     model = keras.Model(raw, tuned(preprocessing(raw)), name=f"{source.name}_transfer")
     return model, [preprocessing, *tuned.layers[:-1]]

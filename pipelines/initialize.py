@@ -91,6 +91,7 @@ def plan(
         "date_formats": {},
         "na_values": list(na_values or []),
         "delimiter": None,
+        "decimal": ".",
         "image_shape": None,
         "text_column": text,
         "source_column": source,
@@ -110,6 +111,10 @@ def plan(
                 data["delimiter"] = delimiter
                 notes.append(f"{path} is separated by {delimiter!r} (data.delimiter)")
         frame = read_dataset(file, DataParams.model_validate(_reading(data, params.data.max_memory_mb)))
+        if data["delimiter"] and decimal_commas(frame):
+            data["decimal"] = ","
+            notes.append(f"{path} writes decimals with a comma, 1,5 (data.decimal)")
+            frame = read_dataset(file, DataParams.model_validate(_reading(data, params.data.max_memory_mb)))
     named = {"label": label, "id": id_column, "source": source, "text": text}
     missing = {what: column for what, column in named.items() if column and column not in frame.columns}
     if missing:
@@ -173,6 +178,7 @@ def _reading(data: dict[str, Any], max_memory_mb: float) -> dict[str, Any]:
     return {
         "path": data["path"],
         "delimiter": data["delimiter"],
+        "decimal": data["decimal"],
         "na_values": data["na_values"],
         "image_shape": data["image_shape"],
         "source_column": data["source_column"],
@@ -180,6 +186,17 @@ def _reading(data: dict[str, Any], max_memory_mb: float) -> dict[str, Any]:
         "label_column": data["label_column"],
         "max_memory_mb": max_memory_mb,
     }
+
+
+def decimal_commas(frame: pd.DataFrame) -> bool:
+    """Whether a column of the frame (read with '.' decimals) holds numbers written with a decimal comma:
+    most of its values like '1,5' or '-12,75'."""
+    for column in frame.columns:
+        values = frame[column].dropna()
+        text = len(values) and not pd.api.types.is_numeric_dtype(values)
+        if text and values.astype(str).str.fullmatch(r"[+-]?\d+,\d+").mean() > 0.5:
+            return True
+    return False
 
 
 def _image_folder(folder: Path, data: dict[str, Any], params: Params) -> pd.DataFrame:

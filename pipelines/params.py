@@ -51,6 +51,7 @@ PLACEHOLDER = "placeholder"  # diagnose.human_level's level when nobody measured
 class DataParams(_Section):
     path: str | None = None
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # a CSV's field separator (None: ',')
+    decimal: Literal[".", ","] = "."  # a CSV's decimal mark ('1,5' in files separated by ';')
     na_values: list[str] = Field(default_factory=list)  # more markers of a missing value ('?', 'N/A')
     id_column: str = "id"
     make_ids: bool = False  # the file has no id column: ingest makes id_column from each row's values
@@ -136,10 +137,10 @@ class DataParams(_Section):
         if clash:
             raise ValueError(f"features: {clash} are named elsewhere in data (id, label, source, ...)")
         dates = {c for c, kind in self.features.items() if kind == "date"}
-        if dates - set(self.date_formats) or set(self.date_formats) - dates:
+        if set(self.date_formats) - dates:
             raise ValueError(
-                f"date_formats: give the format of each date feature and only those (dates: {sorted(dates)}, "
-                f"formats for: {sorted(self.date_formats)}), e.g. {{when: '%Y-%m-%d'}}"
+                f"date_formats: {sorted(set(self.date_formats) - dates)} are not date features (dates: "
+                f"{sorted(dates)}); a date written as text needs its format, e.g. {{when: '%Y-%m-%d'}}"
             )
         return self
 

@@ -27,9 +27,9 @@ DELIMITERS = ",;\t|"
 
 def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
     """The table at `path` (a .csv or .parquet file, or a folder of images), one row per example. A CSV
-    file is read with params.yaml data.delimiter and data.na_values (more markers of a missing value
-    than pandas' own: '', 'NA', 'N/A', 'null', 'NaN', ...); its header must name each column once and be
-    followed by at least one row."""
+    file is read with params.yaml data.delimiter, data.decimal and data.na_values (more markers of a
+    missing value than pandas' own: '', 'NA', 'N/A', 'null', 'NaN', ...); its header must name each column
+    once and be followed by at least one row."""
     if path.is_dir():
         return read_image_folder(path, data)
     if not path.is_file():
@@ -40,7 +40,7 @@ def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
     delimiter = data.delimiter or ","
     header = _header(path, delimiter)
     try:
-        frame = pd.read_csv(path, sep=delimiter, na_values=data.na_values or None)
+        frame = pd.read_csv(path, sep=delimiter, decimal=data.decimal, na_values=data.na_values or None)
     except UnicodeDecodeError as error:
         _name_the_line(path)
         raise UserError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None

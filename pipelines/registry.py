@@ -50,18 +50,21 @@ def serving_schema(data: DataParams, frame: pd.DataFrame, classes: list[Any]) ->
 
 
 def signature_for(schema: dict[str, Any], frame: pd.DataFrame) -> ModelSignature:
-    """The raw rows' signature, from the data rather than inferred from a sample: each feature column by
-    name, strings as string, flags as boolean, dates as datetime or string as the data holds them, and a
-    column with missing values in `frame` optional (absent: read as missing). Numbers are `Any`: MLflow
-    refuses int64 for a double (and floats for a long), and pandas reads a column of whole numbers as
-    int64 until one value is missing, then as float64; the model reads both (`model_inputs`), so MLflow
-    must not refuse either. The answer is the label column in the classes' type; `probabilities` (bool)
-    asks for class probabilities instead."""
+    """The raw rows' signature, written from the data rather than inferred from a sample: each feature
+    column by name, optional where `frame` (the train split) has missing values, so that a row may leave
+    it out. A column that is never missing keeps the type the file gives it (string, boolean, datetime);
+    numbers, and any column that can be missing, are `Any`: MLflow refuses an int64 column for a double
+    (and floats for a long), and pandas reads a column by what it holds (whole numbers as int64 until one
+    is missing, then float64; flags as bool, then object; text as str, or float64 when every value of a
+    batch is missing). `model_inputs` reads them all, and names any value it cannot. The answer is the
+    label column in the classes' type; `probabilities` (bool) asks for class probabilities instead."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType
 
     def type_of(values: pd.Series) -> Any:
+        if values.isna().any():
+            return AnyType()
         if pd.api.types.is_bool_dtype(values):
             return "boolean"
         if pd.api.types.is_numeric_dtype(values):
@@ -74,8 +77,7 @@ def signature_for(schema: dict[str, Any], frame: pd.DataFrame) -> ModelSignature
         [ColSpec(type_of(frame[c]), c, required=not frame[c].isna().any()) for c in schema["features"]]
     )
     classes = pd.Series(schema["classes"])
-    answer = "long" if pd.api.types.is_integer_dtype(classes) else type_of(classes)
-    answer = "double" if isinstance(answer, AnyType) else answer
+    answer = {"b": "boolean", "i": "long", "f": "double"}.get(classes.dtype.kind, "string")
     outputs = Schema([ColSpec(answer, schema["label_column"])])
     return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("probabilities", "boolean", False)]))
 

@@ -36,6 +36,7 @@ from pipelines.artifacts import (
     VALIDATION,
     read_frame,
     read_json,
+    require,
     split_path,
     write_text,
 )
@@ -86,6 +87,12 @@ def split_metrics(split: dict) -> dict[str, float]:
     return {name: value for name, value in found.items() if value is not None}
 
 
+def read_confusion(path: Path = CONFUSION_DEV) -> pd.DataFrame:
+    """The dev confusion pairs (actual, predicted) by class name, every name as the text it was written
+    as: 'NA', 'None', '' and '01' are class names here, not missing values or numbers."""
+    return pd.read_csv(require(path, "evaluate"), dtype=str, keep_default_na=False)
+
+
 @task(cache_policy=NO_CACHE)
 def draw_figures(
     found: dict,
@@ -96,7 +103,7 @@ def draw_figures(
     sweep_trials: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
     names = pd.Index(classes)
-    positions = [names.get_indexer(confusion[side].astype(str)) for side in ("actual", "predicted")]
+    positions = [names.get_indexer(confusion[side]) for side in ("actual", "predicted")]
     matrix = confusion_matrix(*positions, len(classes))
     extra = {}
     if sweep and sweep_trials is not None and len(sweep_trials):
@@ -208,7 +215,7 @@ def report_flow(params: Params) -> dict:
     split = read_json(SPLIT, "split")
     improve = read_json(IMPROVE, "improve")
     history = read_frame(TRAIN_HISTORY, "train")
-    confusion = read_frame(CONFUSION_DEV, "evaluate")
+    confusion = read_confusion()
     # The sweep is a side branch of the DAG: the report shows it when it has run.
     sweep = read_json(SWEEP, "sweep") if SWEEP.is_file() else None
     trials = read_frame(SWEEP_TRIALS, "sweep") if sweep and SWEEP_TRIALS.is_file() else None

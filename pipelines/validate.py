@@ -167,6 +167,7 @@ def validate_flow(params: Params) -> dict:
             )
             if moved and options.mode == "fail":
                 what.append(_drift_message(moved, options.threshold) + " (drift.mode: fail)")
+            what += [hint for hint in [yaml_boolean_labels(frame, params)] if found and hint]
             raise UserError(
                 "\n".join(what) + f"\nThe current data version ({RAW_DATA}) is unchanged. "
                 f"Data Docs: {FAILED_DATA_DOCS / page}"
@@ -205,6 +206,21 @@ def validate_flow(params: Params) -> dict:
         "%d expectations met on %d rows; Data Docs: %s", len(result.results), len(frame), DATA_DOCS / page
     )
     return summary
+
+
+def yaml_boolean_labels(frame: pd.DataFrame, params: Params) -> str | None:
+    """The likely cause when params.yaml's labels are booleans and the label column holds text: YAML reads
+    yes, no, on and off unquoted as booleans."""
+    labels, column = params.data.labels or [], params.data.label_column
+    if not labels or not all(isinstance(v, bool) for v in labels) or column not in frame:
+        return None
+    if pd.api.types.is_bool_dtype(frame[column]):
+        return None
+    shown = sorted(frame[column].dropna().astype(str).unique().tolist())[:5]
+    return (
+        f"params.yaml data.labels is {labels}, booleans, but column {column!r} holds text ({shown}): "
+        "YAML reads yes, no, on and off unquoted as booleans; quote them, e.g. labels: ['no', 'yes']"
+    )
 
 
 def validation_page(docs_dir: Path) -> Path:

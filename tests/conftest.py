@@ -22,6 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 from pipelines.runtime import configure_environment  # noqa: E402
 
 configure_environment()
+# Prefect's flow machinery, imported once before any test captures the output: imported for the first time
+# inside a test that captures it, after an MLflow model registration, it brought the interpreter down on a
+# write to a closed stream ("lost sys.stderr").
+from prefect import flow  # noqa: E402, F401
+
 # Tests run every stage in its own cold process unless a test starts a stage server itself.
 os.environ.setdefault("MLSTRATEGY_STAGE_SERVER", "0")
 

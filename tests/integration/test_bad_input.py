@@ -199,8 +199,8 @@ CASES = [
             new_categories="fail",
         ),
         ["ingest", "validate"],
-        "on column 'colour': 1 bad value(s) (1.67%), e.g. ['purple'] at rows [7] (0-based) (categories the "
-        "contract does not know (data.new_categories: fail))",
+        "on column 'colour': 1 bad value(s) (1.67%), e.g. ['purple'] at rows [7] (0-based; ids ['m007']) "
+        "(categories the contract does not know (data.new_categories: fail))",
     ),
     (
         "a column that is entirely missing",

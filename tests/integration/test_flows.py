@@ -238,7 +238,7 @@ def test_contract_violation_stops_validate_and_keeps_the_last_good_outputs(ran):
         run_all(("validate",))
     message = str(raised.value)
     assert "values in [0.0, 0.277] on column 'px_0_0': 1 bad value(s)" in message  # data/contract.yaml
-    assert "e.g. [7.5] at rows [3] (0-based)" in message
+    assert "e.g. [7.5] at rows [3] (0-based; ids [" in message
     assert "expect_column_values_to_be_in_set on column 'label'" in message and "42" in message
     assert "The current data version (data/raw/dataset.parquet) is unchanged" in message
     assert "Data Docs: reports/failed/data_docs/validations/raw_data/" in message

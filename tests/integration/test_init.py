@@ -43,7 +43,7 @@ def test_init_decides_each_column_and_writes_a_setup_that_runs(repo, capsys):
         "Region               ignore       one value ('Anvers') in every row: constant",
         "Individual ID        ignore       190 distinct values in 344 rows: an id, not a feature",
         "Clutch Completion    boolean      two values",
-        "Comments             text         free text",
+        "Comments             categorical  10 values, 84% missing",  # a few notes, repeated
         "Sex                  categorical  2 values, 3% missing",
         "data.features.Sex",
         "ingest makes 'row_id' from a hash of each row's values",
@@ -185,3 +185,26 @@ def test_a_category_with_thousands_of_values_is_embedded_and_capped(repo, capsys
     x = model_inputs(frame, params.data.kinds)
     (warning,) = table_warnings(small, x)
     assert warning.startswith("column 'zip' has 2,500 categories on train: the model keeps the 100 most")
+
+
+def test_a_parquet_file_with_timestamps_and_a_csv_with_decimal_commas(repo, capsys):
+    n = 60
+    frame = pd.DataFrame(
+        {
+            "label": ["a", "b"] * (n // 2),
+            "when": pd.date_range("2021-01-01", periods=n, freq="D"),  # a real timestamp: no format needed
+            "x": [i / 3 for i in range(n)],
+        }
+    )
+    frame.to_parquet(repo / "data/stamps.parquet", index=False)
+    assert init("--data", "data/stamps.parquet", "--label", "label") == 0
+    data = load_params(repo / "params.yaml").data
+    assert data.features == {"when": "date", "x": "numeric"} and data.date_formats == {}
+
+    frame.assign(x=[f"{i / 4:.2f}".replace(".", ",") for i in range(n)]).to_csv(
+        repo / "data/commas.csv", sep=";", index=False
+    )
+    assert init("--data", "data/commas.csv", "--label", "label", "--force") == 0
+    assert "writes decimals with a comma, 1,5 (data.decimal)" in capsys.readouterr().out
+    data = load_params(repo / "params.yaml").data
+    assert (data.delimiter, data.decimal, data.features["x"]) == (";", ",", "numeric")

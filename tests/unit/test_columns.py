@@ -151,3 +151,23 @@ def test_columns_with_nothing_to_learn_and_the_numeric_view():
     (a, b), categorical = numeric_view(frames, kinds)
     assert categorical.tolist() == [False, False, True]
     assert a[:, 2].tolist() == [0, 1, 2, 0] and b[:, 2].tolist() == [3] * 4  # codes shared across frames
+
+
+def test_ids_from_rows_survive_a_batch_that_changes_a_columns_dtype():
+    frame = pd.DataFrame({"flag": [True, False, True], "n": [1, 2, 3], "s": ["a", "b", "c"]})
+    batch = pd.DataFrame({"flag": [None], "n": [np.nan], "s": ["d"]})  # object flags, float numbers
+    both = pd.concat([frame, batch], ignore_index=True)
+    assert row_ids(both)[:3].tolist() == row_ids(frame).tolist()
+
+
+def test_integer_ids_are_told_from_numbers_by_name_or_order():
+    rng = np.random.default_rng(0)
+    unique = rng.permutation(np.arange(10_000, 99_999))[:300]
+    assert infer_kind(pd.Series(unique, name="CustomerID")).kind == "ignore"
+    assert infer_kind(pd.Series(unique, name="income")).kind == "numeric"  # distinct, but no id
+    assert kind(np.sort(unique)) == "ignore"  # increasing in file order: numbered rows
+
+
+def test_few_values_of_several_words_are_categories_not_free_text():
+    levels = ["Some college, no degree", "High school diploma or more", "Masters degree in science"]
+    assert kind(np.random.default_rng(0).choice(levels, 300)) == "categorical"

@@ -260,3 +260,27 @@ def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tm
         source_model(named("."), X[:0], Y[:0], 10)
     with pytest.raises(ValueError, match="is a download handle"):
         CompareParams(transfer_source="hf://keras/resnet_18_imagenet")
+
+
+def test_the_table_baselines_read_mixed_columns_and_a_text_of_few_words():
+    import pandas as pd
+
+    from components.columns import frame_of, model_inputs
+
+    n = 80
+    frame = pd.DataFrame(
+        {
+            "size": [float(i % 13) if i % 9 else None for i in range(n)],
+            "city": [["Oslo", "Lima", None][i % 3] for i in range(n)],
+            "note": [["late", "on time", None][i % 3] for i in range(n)],  # three words in all
+        }
+    )
+    kinds = {"size": "numeric", "city": "categorical", "note": "text"}
+    x = frame_of(model_inputs(frame, kinds))
+    y = np.arange(n) % 2
+    for name, pipeline in end_to_end.table_baselines(kinds).items():
+        assert pipeline.fit(x, y).predict(x).shape == (n,), name
+    point = end_to_end.EndToEndPoint(80, 0.3, 0.2, {"gradient_boosting": 0.2, "logistic_regression": 0.25})
+    assert end_to_end.verdict([point]).startswith(
+        "the network does not beat gradient-boosted trees at your 80"
+    )

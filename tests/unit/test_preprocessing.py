@@ -75,13 +75,14 @@ def test_the_saved_model_takes_raw_columns_and_answers_the_same_after_a_reload(t
         np.testing.assert_allclose(
             predict_probabilities(loaded, inputs(rows)), predict_probabilities(model, inputs(rows)), rtol=1e-6
         )
-    preprocessing = loaded.get_layer("preprocessing")
+    preprocessing = loaded.get_layer("table.preprocessing")
     found = preprocessing(inputs(unseen))
     # An unseen category is the out-of-vocabulary bucket (0), a missing one a category of its own (1).
-    assert np.asarray(found["colour"])[:2].tolist() == [0, 1]
-    names = {layer.name for layer in loaded.get_layer("classifier").layers}
-    assert {"colour_one_hot", "town_embedding", "note_words"} <= names
-    assert "same" not in found  # constant on train: its input stays, nothing reads it
+    assert np.asarray(found["colour.lookup"])[:2].tolist() == [0, 1]
+    names = {layer.name for layer in loaded.get_layer("table.classifier").layers}
+    assert {"colour.one_hot", "town.embedding", "note.words"} <= names
+    numbers = loaded.get_layer("table.preprocessing").get_layer("table.numbers")
+    assert len(numbers.means) == 2  # size and heavy: "same", constant on train, is read by nothing
     assert "same" in {tensor.name for tensor in loaded.inputs}
 
 
@@ -91,9 +92,9 @@ def test_preprocessing_is_fitted_on_train_only():
     config = TrainConfig(columns=tuple(kinds.items()), epochs=1, hidden_units=(4,))
     dev = frame.assign(size=frame["size"] + 1000, colour="violet")  # validated on, never fitted on
     model, _ = train(config, model_inputs(frame, kinds), y, 2, validation=(model_inputs(dev, kinds), y))
-    preprocessing = model.get_layer("preprocessing")
-    assert preprocessing.get_layer("numbers").means == [pytest.approx(frame["size"].mean())]
-    assert "violet" not in preprocessing.get_layer("colour_lookup").get_vocabulary()
+    preprocessing = model.get_layer("table.preprocessing")
+    assert preprocessing.get_layer("table.numbers").means == [pytest.approx(frame["size"].mean())]
+    assert "violet" not in preprocessing.get_layer("colour.lookup").get_vocabulary()
 
 
 def test_only_the_classifier_trains_and_callbacks_see_the_whole_model():
@@ -112,4 +113,56 @@ def test_only_the_classifier_trains_and_callbacks_see_the_whole_model():
     config = TrainConfig(columns=tuple(KINDS.items()), epochs=5, hidden_units=(8,))
     model, history = train(config, x, y, 2, validation=(x, y), callbacks=[Watch()])
     assert seen == [(len(y), 2)] * 2 and len(history["loss"]) == 2 and "val_accuracy" in history
-    assert model.optimizer is model.get_layer("classifier").optimizer  # saved weights hold its state
+    assert model.optimizer is model.get_layer("table.classifier").optimizer  # saved weights hold its state
+
+
+def test_columns_named_like_the_models_own_layers_do_not_collide(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame(
+        {
+            "softmax": rng.choice(list("abc"), n),
+            "features": rng.choice(list("xyz"), n),
+            "x": rng.choice(list("pq"), n),
+            "x_lookup": rng.normal(size=n),
+            "dense_0": pd.Series(pd.date_range("2020-01-01", periods=n)).dt.strftime("%Y-%m-%d"),
+        }
+    )
+    kinds = {
+        "softmax": "categorical",
+        "features": "categorical",
+        "x": "categorical",
+        "x_lookup": "numeric",
+        "dense_0": "date",
+    }
+    x = model_inputs(frame, kinds)
+    model, _ = train(
+        TrainConfig(columns=tuple(kinds.items()), epochs=1, hidden_units=(4,)), x, rng.integers(0, 2, n), 2
+    )
+    model.save(tmp_path / "model.keras")
+    np.testing.assert_allclose(
+        predict_probabilities(load_model(tmp_path / "model.keras"), x), predict_probabilities(model, x)
+    )
+
+
+@pytest.mark.parametrize(("categories", "layer"), [(10, "one_hot"), (11, "embedding")])
+def test_categories_are_one_hot_up_to_embed_above_and_embedded_beyond(categories, layer):
+    n = 200
+    frame = pd.DataFrame({"c": [f"v{i % categories}" for i in range(n)]})
+    x = model_inputs(frame, {"c": "categorical"})
+    model, _ = train(
+        TrainConfig(columns=(("c", "categorical"),), epochs=1, hidden_units=(4,)), x, np.arange(n) % 2, 2
+    )
+    assert f"c.{layer}" in {found.name for found in model.get_layer("table.classifier").layers}
+
+
+def test_the_year_is_continuous_and_read_as_its_statistics_were_measured():
+    import keras
+
+    from components.preprocessing import DateFeature
+
+    days = np.array([18_600.0, 18_630.0, 18_660.0], np.float32)  # Dec 2020 to Feb 2021
+    years = 1970 + days / 365.2425
+    layer = DateFeature(float(years.mean()), float(years.std()))
+    z = keras.ops.convert_to_numpy(layer(days))[:, 0]
+    np.testing.assert_allclose(z, (years - years.mean()) / years.std(), atol=1e-3)  # no step at New Year

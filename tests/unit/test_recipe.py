@@ -127,3 +127,15 @@ def test_the_budget_ends_the_loop():
 def test_every_gap_without_a_knob_has_words_for_the_user(gap):
     knob = next_knob(gap, {SYNTHESIZE})
     assert isinstance(knob, Request) and knob.what_to_do
+
+
+def test_a_search_trial_changes_top_level_knobs_and_keeps_the_nested_configs():
+    import numpy as np
+
+    from components.recipe import Draw, Setup, _search
+
+    config = TrainConfig(columns=(("age", "numeric"),))
+    changes = _search(config, Draw(np.random.default_rng(0)))
+    assert changes and not any(isinstance(value, dict) for value in changes.values())
+    changed = Setup(config).changed(changes).config
+    assert changed.augment.mixes is False and changed.tabular == config.tabular

@@ -58,3 +58,22 @@ def test_versions_aliases_promote_and_rollback(store):
     with pytest.raises(UserError, match="registered model 'm' has no version 9"):
         registry.promote("e", "m", "9")
     assert champion() == "1"
+
+
+def test_the_signature_keeps_types_that_cannot_change_and_lets_the_others_be_any():
+    from mlflow.types.schema import AnyType
+
+    rows = pd.DataFrame(
+        {
+            "city": ["Oslo", "Lima", "Oslo"],  # never missing: a string
+            "flag": [True, None, False],  # missing once: pandas reads object, or bool in a full batch
+            "n": [1, 2, 3],  # int64 now, float64 once a value is missing
+            "note": ["late", None, None],
+            "label": ["a", "b", "a"],
+        }
+    )
+    schema = {"features": ["city", "flag", "n", "note"], "classes": ["a", "b"], "label_column": "label"}
+    inputs = {spec.name: spec for spec in registry.signature_for(schema, rows).inputs.inputs}
+    assert inputs["city"].type.name == "string" and inputs["city"].required
+    assert all(isinstance(inputs[name].type, AnyType) for name in ("flag", "n", "note"))
+    assert not inputs["flag"].required and inputs["n"].required and not inputs["note"].required

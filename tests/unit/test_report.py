@@ -89,3 +89,16 @@ def test_report_renders_the_numbers():
     assert "10,250" in html and "not bounded" in html
     assert "variance: add regularization (L2, dropout)" in html and "l2=0.02 dropout=0.3" in html
     assert "6.0% &rarr; 3.0%" in html and "data mismatch: collect or synthesize" in html
+
+
+def test_class_names_that_read_like_missing_values_or_numbers_stay_names(tmp_path):
+    from pipelines.report import read_confusion
+
+    path = tmp_path / "confusion_dev.csv"
+    path.write_text("actual,predicted\nNA,None\n01,NA\nNone,01\n")
+    found = read_confusion(path)
+    assert found["actual"].tolist() == ["NA", "01", "None"] and found["predicted"].tolist() == [
+        "None",
+        "NA",
+        "01",
+    ]
