@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.runtime import configure_environment
+from pipelines.running.runtime import configure_environment
 
 configure_environment()
 
@@ -79,7 +79,8 @@ def main() -> None:
                 flush=True,
             )
         summary["recipe"][kind] = cuts
-    from components.training import TrainConfig, train
+    from components.config import TrainConfig
+    from components.training import train
 
     scenario = make_scenario("data_mismatch", 0)
     x, y = scenario.splits["train"]

@@ -38,7 +38,7 @@ from benchmarks.bench_pipeline import (  # noqa: E402
     set_params,
     start_prefect_server,
 )
-from pipelines.runtime import configure_environment  # noqa: E402
+from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 

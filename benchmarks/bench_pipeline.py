@@ -136,8 +136,8 @@ def isolated_env(work: Path, stage_server: bool) -> dict[str, str]:
 def start_prefect_server(project: Path, env: dict[str, str]) -> float:
     """Start the project's Prefect server and point `env` at it; the seconds it took."""
     code = (
-        "from pipelines.runtime import configure_environment; configure_environment(); "
-        "from pipelines.orchestration import ensure_prefect_api; ensure_prefect_api()"
+        "from pipelines.running.runtime import configure_environment; configure_environment(); "
+        "from pipelines.running.orchestration import ensure_prefect_api; ensure_prefect_api()"
     )
     seconds = timed([str(BIN / "python"), "-c", code], project, env)
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{env['PREFECT_SERVER_API_PORT']}/api"

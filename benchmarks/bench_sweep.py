@@ -56,8 +56,8 @@ from benchmarks.bench_pipeline import (  # noqa: E402
     set_params,
     start_prefect_server,
 )
-from components import sweep  # noqa: E402
-from pipelines.runtime import configure_environment  # noqa: E402
+from components import search_space  # noqa: E402
+from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -117,10 +117,11 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     import keras
     import keras_tuner as kt
 
+    from components.config import TrainConfig
     from components.models import build_model
-    from components.training import TrainConfig, make_optimizer
-    from pipelines.params import load_params
-    from pipelines.tables import feature_columns, n_classes, xy
+    from components.training import make_optimizer
+    from pipelines.store.params import load_params
+    from pipelines.store.tables import feature_columns, n_classes, xy
 
     os.chdir(project)
     params = load_params()
@@ -234,7 +235,7 @@ def halving_reference(
         return None
     pool = np.array(curves)
     epochs = pool.shape[1]
-    screen = sweep.first_rung(epochs)
+    screen = search_space.first_rung(epochs)
     if screen >= epochs:
         return None
     finish = min(configurations, max(0, int((budget - configurations * screen) // (epochs - screen))))

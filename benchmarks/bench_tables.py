@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
 from benchmarks.bench_pipeline import copy_project, isolated_env, start_prefect_server  # noqa: E402
-from pipelines.runtime import configure_environment  # noqa: E402
+from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -156,7 +156,7 @@ def baselines(project: Path) -> dict[str, float]:
     """Dev accuracy of the non-deep baselines trained on the project's train split."""
     from components.columns import frame_of, model_inputs
     from components.end_to_end import table_baselines
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
 
     params = load_params(project / "params.yaml")
     data = params.data
@@ -274,9 +274,10 @@ def throughput(rows: int, epochs: int, repeats: int) -> dict:
     import keras
 
     from components.columns import infer_kind, model_inputs
+    from components.config import TrainConfig
     from components.models import build_model
     from components.preprocessing import preprocess, split_preprocessing
-    from components.training import TrainConfig, compile_and_fit
+    from components.training import compile_and_fit
 
     frame = big_table(rows, seed=1)
     y = (frame.pop("label") == "yes").to_numpy(np.int64)

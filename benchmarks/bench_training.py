@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from components.training import TrainConfig
+    from components.config import TrainConfig
 
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}  # dense, per GPU
 
@@ -162,7 +162,8 @@ from dataclasses import replace
 sys.path.insert(0, {root!r})
 from components.images import FolderListing
 from components.inputs import ImageFolder
-from components.training import TrainConfig, train
+from components.config import TrainConfig
+from components.training import train
 folder, train_it = sys.argv[1], sys.argv[2] == "train"
 config = TrainConfig(image_shape=(32, 32, 3), epochs=1)
 stream = ImageFolder(FolderListing.scan(folder), (32, 32, 3), batch_size=config.batch_size, workers=4)
@@ -218,7 +219,7 @@ def memory(images: int) -> None:
 
 def trained_config(args: argparse.Namespace) -> TrainConfig:
     """The default params' train config, with the command line's epochs, image shape, filters and batch."""
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
 
     os.chdir(ROOT)
     config = replace(load_params().train, epochs=args.epochs)

@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.runtime import configure_environment  # noqa: E402
+from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -51,9 +51,9 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=50)
     args = parser.parse_args()
     from components.data_contract import expectation_suite, violations
-    from pipelines.contract import write_contract
-    from pipelines.params import Params
-    from pipelines.validate import contract_for, run_checkpoint
+    from pipelines.stages.validate import contract_for, run_checkpoint
+    from pipelines.store.contract import write_contract
+    from pipelines.store.params import Params
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.parquet"

@@ -20,10 +20,11 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 
+from components.config import TrainConfig  # noqa: E402
 from components.datasets import Degradation, two_source_digits  # noqa: E402
 from components.evaluation import error_rate, latency_p95_ms, metric  # noqa: E402
 from components.train_dev import SPLITS, SplitPolicy, assign_splits  # noqa: E402
-from components.training import TrainConfig, predict_classes, train  # noqa: E402
+from components.training import predict_classes, train  # noqa: E402
 
 params = yaml.safe_load(Path(sys.argv[1] if len(sys.argv) > 1 else "params.yaml").read_text())
 frame = two_source_digits(Degradation(**params["ingest"]["phone"]), seed=params["ingest"]["seed"])

@@ -20,7 +20,7 @@ import numpy as np
 from components.columns import MAX_TREE_CATEGORIES, frame_of, input_names, n_rows, take
 
 if TYPE_CHECKING:
-    from components.training import TrainConfig
+    from components.config import TrainConfig
 
 
 def hand_designed_pipelines(

@@ -200,6 +200,9 @@ def evaluate_predictions(
 # -- satisficing ----------------------------------------------------------------------------------------
 
 SATISFICING_MEASURES = ("latency_p95_ms", "latency_p95_ms_batch", "model_size_mb", "n_parameters")
+# What every candidate (a sweep or recipe trial, a scheduled challenger) is measured on; latency at the
+# serving batch size is measured once, on the final model.
+TRIAL_MEASURES = ("latency_p95_ms", "model_size_mb", "n_parameters")
 
 
 def latency_p95_ms(

@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-    from components.training import TrainConfig
+    from components.config import TrainConfig
 
 EPSILON = 1e-7
 FINE, SUSPECT = 1e-5, 1e-3  # the seeds: about 1e-7 is great; above 1e-3, look for a bug
@@ -143,7 +143,8 @@ def project_checks(config: TrainConfig, seed: int = 0) -> list[GradCheck]:
     the CNN body) and the masked multi-task loss with 30% of its labels missing."""
     import keras
 
-    from components.models import AugmentConfig, build_model
+    from components.config import AugmentConfig
+    from components.models import build_model
     from components.multitask import build_multitask, hide_labels, masked_binary_crossentropy
 
     rng = np.random.default_rng(seed)

@@ -14,148 +14,20 @@ model takes raw strings (TensorFlow backend: tokenizing needs tensorflow-text).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from components.config import (
+    DEFAULT_FAMILY,
+    FAMILY_KINDS,
+    Kind,
+    TrainConfig,
+)
+from components.initializers import initializer_for, seeded_initializer
+
 if TYPE_CHECKING:
     import keras
-
-    from components.training import TrainConfig
-
-Family = Literal["auto", "mlp", "cnn", "resnet", "transformer"]
-Kind = Literal["tabular", "image", "text"]
-DEFAULT_FAMILY: dict[str, str] = {"tabular": "mlp", "image": "cnn", "text": "transformer"}
-FAMILY_KINDS: dict[str, tuple[str, ...]] = {
-    "mlp": ("tabular", "image"),
-    "cnn": ("image",),
-    "resnet": ("image",),
-    "transformer": ("text",),
-}
-
-
-@dataclass(frozen=True)
-class CnnConfig:
-    """Conv2D blocks (one per entry of `filters`), each [+ batch norm] + activation, then 2x2 max pooling
-    while the image is at least 4 pixels on a side; global average pooling into the head."""
-
-    filters: tuple[int, ...] = (16, 32)
-    kernel_size: int = 3
-
-    def __post_init__(self) -> None:
-        if not self.filters or min(self.filters) <= 0:
-            raise ValueError(f"cnn.filters must be positive numbers of filters, got {list(self.filters)}")
-        if self.kernel_size < 1:
-            raise ValueError(f"cnn.kernel_size must be >= 1, got {self.kernel_size}")
-
-
-@dataclass(frozen=True)
-class ResNetConfig:
-    """keras-hub's ResNetBackbone from config (no preset). Basic blocks need 64 filters in the stem and the
-    first stack (keras-hub checks it); bottleneck blocks take a smaller stem."""
-
-    stem_filters: int = 64
-    filters: tuple[int, ...] = (64, 128)
-    blocks: tuple[int, ...] = (1, 1)
-    strides: tuple[int, ...] = (1, 2)
-    block_type: Literal["basic_block", "bottleneck_block", "basic_block_vd", "bottleneck_block_vd"] = (
-        "basic_block"
-    )
-    pre_activation: bool = False
-
-    def __post_init__(self) -> None:
-        if not len(self.filters) == len(self.blocks) == len(self.strides) or not self.filters:
-            raise ValueError(
-                "resnet.filters, resnet.blocks and resnet.strides must have one entry per stack, got "
-                f"{list(self.filters)}, {list(self.blocks)}, {list(self.strides)}"
-            )
-        if self.filters[0] != 64:
-            raise ValueError(f"resnet.filters must start with 64 (keras-hub's ResNet), got {self.filters[0]}")
-        if self.block_type.startswith("basic") and self.stem_filters != 64:
-            raise ValueError(
-                f"resnet.stem_filters must be 64 with {self.block_type}, got {self.stem_filters}"
-            )
-
-
-@dataclass(frozen=True)
-class TextConfig:
-    """WordPiece tokenizer (vocabulary learned on the train split) + token and position embedding +
-    `layers` Transformer encoder blocks, averaged over the tokens."""
-
-    vocabulary_size: int = 2000
-    sequence_length: int = 64
-    embedding_dim: int = 64
-    num_heads: int = 2
-    intermediate_dim: int = 128
-    layers: int = 1
-    lowercase: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("vocabulary_size", "sequence_length", "embedding_dim", "num_heads", "intermediate_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"text.{name} must be >= 1, got {getattr(self, name)}")
-        if self.layers < 0:
-            raise ValueError(f"text.layers must be >= 0, got {self.layers}")
-        if self.embedding_dim % self.num_heads:
-            raise ValueError(
-                f"text.embedding_dim ({self.embedding_dim}) must be a multiple of "
-                f"text.num_heads ({self.num_heads})"
-            )
-
-
-@dataclass(frozen=True)
-class TabularConfig:
-    """How a table's columns are encoded inside the model (`components.preprocessing`): categories
-    one-hot up to `embed_above` of them, else an embedding of `embedding_dim` (None: min(16, 1.6 k^0.56)
-    for k categories); at most `max_categories` per column (the most frequent; the others share the
-    out-of-vocabulary bucket); missing numbers imputed by the train split's `impute` (mean or median),
-    flagged in a column of their own with `missing_indicator`; free text as a TF-IDF bag of its
-    `max_tokens` most frequent words."""
-
-    embed_above: int = 10
-    embedding_dim: int | None = None
-    max_categories: int = 1000
-    impute: Literal["mean", "median"] = "median"
-    missing_indicator: bool = True
-    max_tokens: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("embed_above", "max_categories", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"tabular.{name} must be >= 1, got {getattr(self, name)}")
-        if self.embedding_dim is not None and self.embedding_dim < 1:
-            raise ValueError(f"tabular.embedding_dim must be >= 1 or null (auto), got {self.embedding_dim}")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Image augmentation inside the model, active only while training. Flips only where they keep the
-    label (a mirrored 2 is no 2: off by default). `mixup` and `cutmix` mix pairs of training examples and
-    their labels batch by batch (Beta alpha of MixUp; CutMix's factor); 0 is off."""
-
-    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
-    rand_augment: bool = False
-    rand_augment_ops: int = 2
-    rand_augment_factor: float = 0.5
-    mixup: float = 0.0
-    cutmix: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.mixup < 0 or self.cutmix < 0:
-            raise ValueError(
-                f"augment.mixup and augment.cutmix must be >= 0, got {self.mixup}, {self.cutmix}"
-            )
-        if not 0 <= self.rand_augment_factor <= 1:
-            raise ValueError(f"augment.rand_augment_factor must be in [0, 1], got {self.rand_augment_factor}")
-
-    @property
-    def mixes(self) -> bool:
-        return bool(self.mixup or self.cutmix)
-
-    @property
-    def in_model(self) -> bool:
-        return self.flip != "none" or self.rand_augment
 
 
 def data_kind(x: Any, image_shape: tuple[int, ...] | None) -> Kind:
@@ -388,28 +260,6 @@ def _text_body(config: TrainConfig, texts: np.ndarray) -> tuple[Any, Any]:
             name=f"encoder_{i}",
         )(x)
     return inputs, keras.layers.GlobalAveragePooling1D(name="pool")(x)
-
-
-RELU_LIKE = {"relu", "elu", "selu", "gelu", "leaky_relu", "silu", "swish"}
-
-
-def initializer_for(config: TrainConfig) -> str:
-    """He initialization for ReLU-like activations, Glorot (Xavier) for tanh/sigmoid, unless set."""
-    if config.initializer != "auto":
-        return config.initializer
-    return "he_normal" if config.activation in RELU_LIKE else "glorot_uniform"
-
-
-def seeded_initializer(name: str, seed: int) -> keras.initializers.Initializer:
-    """The named initializer with its own seed: an unseeded one draws from Python's global `random`,
-    which other threads of the process (Prefect's among them) may also draw from."""
-    import keras
-
-    initializer = keras.initializers.get(name)
-    initializer_config = initializer.get_config()
-    if "seed" not in initializer_config:
-        return initializer
-    return type(initializer).from_config({**initializer_config, "seed": seed})
 
 
 def count_flops(model: keras.Model) -> int:

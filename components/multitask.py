@@ -18,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-    from components.training import TrainConfig
+    from components.config import TrainConfig
 
 MISSING = -1.0
 LOOPED_DIGITS = (0, 4, 6, 8, 9)  # digits drawn with a closed loop

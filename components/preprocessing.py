@@ -27,7 +27,8 @@ import numpy as np
 from keras import ops
 
 from components.columns import MISSING, input_names, unusable_columns
-from components.models import TabularConfig, seeded_initializer
+from components.config import TabularConfig
+from components.initializers import seeded_initializer
 
 DAYS_PER_YEAR = 365.2425
 

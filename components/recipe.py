@@ -13,13 +13,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from components.config import TrainConfig
 from components.diagnosis import Diagnosis, Errors, Sizes, diagnose
 from components.evaluation import Candidate, select
-from components.training import TrainConfig
+
+if TYPE_CHECKING:
+    from components.search_space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,23 @@ class Draw:
     rng: np.random.Generator
     index: int = 0
     count: int = 1
+    # The sweep's search space (params.yaml sweep.space; None: its default): one range per knob for the
+    # sweep and the loop's own draws.
+    space: Mapping[str, Mapping[str, Any]] | None = None
+
+    def search_space(self) -> SearchSpace:
+        from components.search_space import DEFAULT_SPACE, SearchSpace
+
+        return SearchSpace.from_params(self.space or DEFAULT_SPACE)
+
+    def log_range(self, name: str) -> tuple[float, float]:
+        """log10 of the space's bounds of `name` (a log-scale knob), else of the default space's."""
+        from components.search_space import DEFAULT_SPACE
+
+        spec = (self.space or {}).get(name) or DEFAULT_SPACE[name]
+        if spec.get("scale") != "log":
+            spec = DEFAULT_SPACE[name]
+        return float(np.log10(spec["low"])), float(np.log10(spec["high"]))
 
     def log_uniform(self, low: int | float, high: int | float) -> float:
         """10**r with r uniform in this trial's slice of [low, high]."""
@@ -88,7 +108,7 @@ def _longer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
 def _optimizer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
     return {
         "optimizer": draw.choice(["adam", "rmsprop", "sgd"]),
-        "learning_rate": draw.log_uniform(-3.5, -1.5),
+        "learning_rate": draw.log_uniform(*draw.log_range("learning_rate")),
     }
 
 
@@ -104,10 +124,10 @@ def _dropout(config: TrainConfig, draw: Draw) -> dict[str, Any]:
 
 
 def _search(config: TrainConfig, draw: Draw) -> dict[str, Any]:
-    # The sweep's default space: log-scale learning rate, 1 - beta on a log scale, units, batch, layers.
-    from components.sweep import DEFAULT_SPACE, SearchSpace, configure, sample
+    # The sweep's space: log-scale learning rate, 1 - beta on a log scale, units, batch, layers.
+    from components.search_space import configure, sample
 
-    [values] = sample(SearchSpace.from_params(DEFAULT_SPACE), 1, int(draw.rng.integers(2**31)))
+    [values] = sample(draw.search_space(), 1, int(draw.rng.integers(2**31)))
     changed = configure(config, values)
     # Field by field, not asdict: that would hand the nested configs (cnn, tabular, ...) back as dicts.
     fields = (f.name for f in dataclasses.fields(changed))
@@ -227,10 +247,12 @@ def basic_recipe(
     seed: int = 0,
     on_trial: Callable[[int, str, str, dict[str, Any], Outcome], None] | None = None,
     unavailable: Collection[str] = (),
+    space: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RecipeResult:
     """Run the loop from `start`, whose model scores `baseline`. `evaluate(setup)` trains and measures a
     model; `on_trial(iteration, gap, action, changes, outcome)` is told of every trial (for logging);
-    `unavailable` names actions the caller cannot take (e.g. synthesis without images or a transform).
+    `unavailable` names actions the caller cannot take (e.g. synthesis without images or a transform);
+    `space` is the sweep's search space (params.yaml sweep.space), which the loop's draws of a knob share.
 
     Each iteration acts on the largest problem it has a knob for; a problem only the user can fix (data
     mismatch, dev overfit, more data) becomes a request. Stops when no problem remains, when only such
@@ -264,7 +286,7 @@ def basic_recipe(
         knob = knobs[gap]
         entries = {"incumbent": ({}, current, outcome)}
         for trial in range(trials):
-            changes = knob.change(current.config, Draw(rng, trial, trials))
+            changes = knob.change(current.config, Draw(rng, trial, trials, space))
             trial_setup = current.changed(changes)
             entries[f"trial {trial}"] = (changes, trial_setup, evaluate(trial_setup))
             if on_trial:

@@ -23,9 +23,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from components.config import TrainConfig
 from components.diagnosis import Errors, Sizes
 from components.train_dev import SPLITS
-from components.training import TrainConfig
 
 SCENARIOS = ("avoidable_bias", "variance", "data_mismatch", "dev_overfit")
 

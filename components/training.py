@@ -16,106 +16,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from components.columns import n_rows, take
-from components.models import (
-    AugmentConfig,
-    CnnConfig,
-    Family,
-    ResNetConfig,
-    TabularConfig,
-    TextConfig,
-    build_model,
-    channels_last,
-)
+from components.config import Switch, TrainConfig
+from components.models import build_model, channels_last
 
 if TYPE_CHECKING:
     import keras
-
-Decay = Literal["none", "inverse_time", "exponential", "staircase", "inverse_sqrt"]
-Switch = Literal["auto", "on", "off"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The knobs of one training run; units: learning rate per step, decay `t` in epochs."""
-
-    seed: int = 0
-    family: Family = "auto"
-    cnn: CnnConfig = field(default_factory=CnnConfig)
-    resnet: ResNetConfig = field(default_factory=ResNetConfig)
-    text: TextConfig = field(default_factory=TextConfig)
-    tabular: TabularConfig = field(default_factory=TabularConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    hidden_units: tuple[int, ...] = (128, 64)
-    activation: str = "relu"
-    initializer: str = "auto"
-    batch_norm: bool = False
-    dropout: float = 0.0
-    l2: float = 1e-4
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    learning_rate: float = 1e-3
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    rho: float = 0.9
-    momentum: float = 0.9
-    lr_decay: Decay = "none"
-    decay_rate: float = 0.95
-    decay_epochs: float = 1.0
-    batch_size: int = 64
-    epochs: int = 40
-    early_stopping: bool = False
-    patience: int = 5
-    checkpoints: bool = True
-    mixed_precision: Switch = "auto"
-    jit_compile: Switch = "auto"
-    # The data's image shape, (h, w) or (h, w, c): set from params.yaml data.image_shape, not a knob.
-    image_shape: tuple[int, ...] | None = None
-    # A table's (column, kind) pairs, in order: set from params.yaml data.features, not a knob.
-    columns: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        positive = {
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "epsilon": self.epsilon,
-            "decay_epochs": self.decay_epochs,
-            "decay_rate": self.decay_rate,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if not self.hidden_units or any(units <= 0 for units in self.hidden_units):
-            raise ValueError(f"hidden_units must be positive layer sizes, got {list(self.hidden_units)}")
-        for name in ("dropout", "beta_1", "beta_2", "rho", "momentum"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-        if self.augment.mixes and self.image_shape is None:
-            raise ValueError("augment.mixup and augment.cutmix mix images: set data.image_shape")
-        if self.image_shape is not None and (
-            len(self.image_shape) not in (2, 3) or min(self.image_shape) < 1
-        ):
-            raise ValueError(f"image_shape must be (h, w) or (h, w, channels), got {list(self.image_shape)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        def listed(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: listed(v) for k, v in value.items()}
-            return list(value) if isinstance(value, tuple) else value
-
-        return listed(asdict(self))
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

@@ -29,7 +29,7 @@ from components.models import build_model, channels_last, output_layer
 if TYPE_CHECKING:
     import keras
 
-    from components.training import TrainConfig
+    from components.config import TrainConfig
 
 Freeze = Literal["auto", "body", "none"]
 # What `Backbone.save_to_preset(folder)` writes (weights over 10 GB go to model.weights.json and shards).

@@ -40,22 +40,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.errors import UserError
-from pipelines.runtime import configure_environment, dvc_env, project_root, script
+from pipelines.running.runtime import configure_environment, dvc_env, project_root, script
+from pipelines.stages import STAGES
 
-STAGES = (
-    "ingest",
-    "validate",
-    "split",
-    "synthesize",
-    "train",
-    "compare",
-    "evaluate",
-    "diagnose",
-    "analyze",
-    "sweep",
-    "improve",
-    "report",
-)
+# What a forked stage process calls: the stage server is given it, and imports nothing of the project.
+ENTRY = "pipelines.cli:main"
 
 
 def _fraction(text: str) -> float:
@@ -320,28 +309,29 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from pipelines import stage_server
-    from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api, execution_id, run_stage
+    from pipelines.running import stage_server
+    from pipelines.running.orchestration import ensure_prefect_api, run_stage
+    from pipelines.running.runtime import EXECUTION_ENV, execution_id
 
     ensure_prefect_api()
     # Resolved here: a stage forked by the stage server would find the server, not dvc, as its parent.
     os.environ[EXECUTION_ENV] = execution_id()
     if stage_server.enabled():
-        code = stage_server.run_remote(["mlstrategy", "stage", args.name], Path.cwd())
+        code = stage_server.run_remote(["mlstrategy", "stage", args.name], Path.cwd(), ENTRY)
         if code is not None:
             return code
         stage_server.start_in_background(Path.cwd())
 
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
 
     params = load_params()
     try:
         run_stage(args.name, params)
     except Exception as error:
-        from pipelines import tracking
+        from pipelines.tracking import runs
 
         try:
-            tracking.record_failure(params.mlflow.experiment, execution_id(), args.name, str(error))
+            runs.record_failure(params.mlflow.experiment, execution_id(), args.name, str(error))
         except Exception as tracking_error:  # a tracking problem must not hide the stage's own error
             print(f"(could not record the failure in MLflow: {tracking_error})", file=sys.stderr)
         raise
@@ -349,10 +339,11 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines import stage_server
-    from pipelines.artifacts import DIAGNOSIS, REPORT
-    from pipelines.orchestration import EXECUTION_ENV, ensure_prefect_api
-    from pipelines.params import load_params
+    from pipelines.running import stage_server
+    from pipelines.running.orchestration import ensure_prefect_api
+    from pipelines.running.runtime import EXECUTION_ENV
+    from pipelines.store.artifacts import DIAGNOSIS, REPORT
+    from pipelines.store.params import load_params
 
     params = load_params()  # fail on bad params before starting anything
     api = ensure_prefect_api()
@@ -388,9 +379,9 @@ def version_data(path: str | None, env: dict[str, str]) -> None:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    from pipelines.artifacts import RAW_DATA, RELABELS
-    from pipelines.params import load_params
-    from pipelines.relabel import relabel
+    from pipelines.commands.relabel import relabel
+    from pipelines.store.artifacts import RAW_DATA, RELABELS
+    from pipelines.store.params import load_params
 
     done = relabel(load_params(), args.file, train=args.train)
     reviewed = ", ".join(f"{name} {count}" for name, count in sorted(done.reviewed.items()))
@@ -403,8 +394,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from pipelines import initialize
-    from pipelines.params import load_params
+    from pipelines.commands import initialize
+    from pipelines.store.params import load_params
 
     if args.target and not args.source:
         raise UserError("--target needs --source (the column the target values are values of)")
@@ -430,9 +421,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_contract(args: argparse.Namespace) -> int:
-    from pipelines.artifacts import CONTRACT
-    from pipelines.contract import write_contract
-    from pipelines.params import load_params
+    from pipelines.store.artifacts import CONTRACT
+    from pipelines.store.contract import write_contract
+    from pipelines.store.params import load_params
 
     output = args.output or CONTRACT.resolve()
     columns = write_contract(load_params(), _shown(args.source), _shown(output), force=args.force)
@@ -449,8 +440,8 @@ def _shown(path: Path) -> Path:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from pipelines import registry
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
+    from pipelines.tracking import registry
 
     options = load_params().mlflow
     name = options.registered_model
@@ -463,9 +454,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pipelines import scheduled
-    from pipelines.orchestration import ensure_prefect_api
-    from pipelines.params import load_params
+    from pipelines.running import scheduled
+    from pipelines.running.orchestration import ensure_prefect_api
+    from pipelines.store.params import load_params
 
     load_params()  # fail on bad params before serving anything
     api = ensure_prefect_api()
@@ -495,7 +486,7 @@ def _positive(text: str) -> float:
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from components.gradcheck import EPSILON, project_checks
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
 
     checks = project_checks(load_params().train)
     if args.json:
@@ -512,7 +503,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_stage_server(args: argparse.Namespace) -> int:
-    from pipelines import stage_server
+    from pipelines.running import stage_server
 
     root = Path.cwd()
     if args.action == "stop":
@@ -526,7 +517,7 @@ def cmd_stage_server(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from pipelines.tracking import ui_command
+    from pipelines.tracking.runs import ui_command
 
     return subprocess.run(ui_command(args.host, args.port), check=False).returncode
 

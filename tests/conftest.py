@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # The stages read these; set before anything imports Prefect, MLflow, GX or TensorFlow.
-from pipelines.runtime import configure_environment  # noqa: E402
+from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 # Prefect's flow machinery, imported once before any test captures the output: imported for the first time
@@ -113,7 +113,7 @@ def free_port() -> int:
 def start_server(command: list[str], url: str, log: Path, env: dict | None = None) -> subprocess.Popen:
     """Start a server (`prefect server start`, `mlflow server`) in a session of its own, logging to `log`,
     and wait until `url`/health answers."""
-    from pipelines.orchestration import api_healthy
+    from pipelines.running.orchestration import api_healthy
 
     server = subprocess.Popen(
         command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
@@ -161,8 +161,8 @@ def prepared_project(
     """A copy of the project in `target` with FAST_PARAMS (and `params` over them), whose first `stages`
     have run (in process, against the session's Prefect API): the start of a module's tests that share
     one set of splits."""
-    from pipelines.orchestration import run_stage
-    from pipelines.params import load_params
+    from pipelines.running.orchestration import run_stage
+    from pipelines.store.params import load_params
 
     copy_project(target)
     write_params(target, FAST_PARAMS)

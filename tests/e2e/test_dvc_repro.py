@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import STAGES
+from pipelines.stages import STAGES
 from tests.conftest import DAG_PARAMS, FAST_PARAMS, command_env, copy_project, git_repository, write_params
 
 pytestmark = pytest.mark.e2e
@@ -139,7 +139,7 @@ def serve_once(project: Path, env: dict) -> str:
 
 
 def champion(project: Path) -> str | None:
-    from pipelines import registry
+    from pipelines.tracking import registry
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow/mlflow.db'}"
     try:
@@ -210,7 +210,7 @@ def git(project: Path, *args: str) -> str:
 
 
 def test_reproduce_push_pull_and_go_back_to_an_earlier_revision(repo, tmp_path):
-    from pipelines.artifacts import remove_output
+    from pipelines.store.artifacts import remove_output
     from tests.conftest import digest
 
     project, env, _ = repo

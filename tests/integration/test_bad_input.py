@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import artifacts
 from pipelines.cli import main
+from pipelines.store import artifacts
 from tests.conftest import digest, enter, prepared_project, write_params
 
 # Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.

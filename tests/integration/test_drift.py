@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 
-from pipelines import artifacts
 from pipelines.cli import main
+from pipelines.store import artifacts
 from tests.conftest import FAST_PARAMS, copy_project, write_params
 
 

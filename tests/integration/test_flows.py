@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import artifacts
-from pipelines.cli import STAGES
 from pipelines.errors import UserError
-from pipelines.orchestration import run_stage
-from pipelines.params import load_params
+from pipelines.running.orchestration import run_stage
+from pipelines.stages import STAGES
+from pipelines.store import artifacts
+from pipelines.store.params import load_params
 from tests.conftest import digest, enter, free_port, prepared_project, start_server, stop_process
 
 
@@ -161,9 +161,9 @@ def test_whole_pipeline_writes_the_contracts(ran):
 def test_the_execution_is_one_mlflow_run(ran):
     import mlflow
 
-    from pipelines import tracking
+    from pipelines.tracking import runs
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    mlflow.set_tracking_uri(runs.tracking_uri())
     every = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
     runs = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
     assert len(runs) == 1
@@ -179,7 +179,7 @@ def test_the_execution_is_one_mlflow_run(ran):
         assert {"mlstrategy.iteration", "mlstrategy.gap", "mlstrategy.action"} <= set(child.data.tags)
         assert child.data.tags["mlstrategy.outcome"] in ("kept", "rejected")
     assert run.info.status == "FINISHED"
-    assert run.data.tags[tracking.EXECUTION_TAG] == f"prepared-{ran.name}"
+    assert run.data.tags[runs.EXECUTION_TAG] == f"prepared-{ran.name}"
     assert len(run.data.tags["dvc.data_md5"]) == 32
     for name in (
         "error/train",

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines import artifacts
 from pipelines.cli import main
-from pipelines.params import load_params
+from pipelines.store import artifacts
+from pipelines.store.params import load_params
 from tests.conftest import copy_project, digest, enter, git_repository
 
 
@@ -175,8 +175,8 @@ def test_a_category_with_thousands_of_values_is_embedded_and_capped(repo, capsys
     assert init("--data", "data/zips.csv", "--label", "label") == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("zip ")]
     assert line.split()[1] == "categorical" and "2500 values: the 1,000 most frequent kept" in line
-    from pipelines.params import Params
-    from pipelines.train import table_warnings
+    from pipelines.stages.train import table_warnings
+    from pipelines.store.params import Params
 
     params = load_params(repo / "params.yaml")
     small = Params.model_validate({**params.model_dump(), "train": {"tabular": {"max_categories": 100}}})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import artifacts
+from pipelines.store import artifacts
 from tests.conftest import digest, prepared_project
 
 MLSTRATEGY = str(Path(sys.executable).with_name("mlstrategy"))

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from pipelines import orchestration
 from pipelines.errors import UserError
+from pipelines.running import orchestration
 from tests.conftest import free_port
 
 

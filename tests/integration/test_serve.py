@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.orchestration import api_healthy
+from pipelines.running.orchestration import api_healthy
 from tests.conftest import copy_project, free_port, start_server, stop_process
 
 BIN = Path(sys.executable).parent

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from components.datasets import two_source_digits
-from pipelines import artifacts
 from pipelines.errors import UserError
-from pipelines.orchestration import run_stage
-from pipelines.params import load_params
+from pipelines.running.orchestration import run_stage
+from pipelines.store import artifacts
+from pipelines.store.params import load_params
 from tests.conftest import write_params
 from tests.integration.test_flows import digest
 

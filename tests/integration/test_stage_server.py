@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import stage_server
+from pipelines.running import stage_server
 
 MLSTRATEGY = str(Path(sys.executable).with_name("mlstrategy"))
 

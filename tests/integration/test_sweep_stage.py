@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import artifacts
-from pipelines.orchestration import run_stage
-from pipelines.params import load_params
+from pipelines.running.orchestration import run_stage
+from pipelines.store import artifacts
+from pipelines.store.params import load_params
 from tests.conftest import write_params
 
 
@@ -83,18 +83,18 @@ def test_sweep_contract_and_mlflow_nesting(splits):
         import keras
         import pyarrow.parquet as pq
 
-        from pipelines import sweep as stage
+        from pipelines.stages import sweep as stage
 
-        config = stage.trial_config(load_params(), outcome["values"])
+        config = load_params().trial_config(outcome["values"])
         rows = pq.ParquetFile(artifacts.split_path("train")).metadata.num_rows
         model = keras.models.load_model(stage.trial_model(summary["study"], promoted.number))
         assert int(model.optimizer.iterations) == len(outcome["curve"]) * -(-rows // config.batch_size)
 
     from mlflow.tracking import MlflowClient
 
-    from pipelines import tracking
+    from pipelines.tracking import runs
 
-    client, execution_run = tracking.parent_run("mlstrategy", "sweep-test")
+    client, execution_run = runs.parent_run("mlstrategy", "sweep-test")
     experiment = client.get_run(execution_run).info.experiment_id
     [sweep_run] = client.search_runs(
         [experiment],
@@ -117,7 +117,7 @@ def test_a_sweep_whose_trials_all_stopped_early_trains_the_best_again_to_the_end
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from pipelines import sweep as stage
+    from pipelines.stages import sweep as stage
 
     write_params(splits, {"sweep": {"rounds": 2, "trials": 2, "workers": 1}})
     params = load_params()

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import artifacts
 from pipelines.errors import UserError
-from pipelines.orchestration import run_stage
-from pipelines.params import load_params
-from pipelines.tables import read_splits
+from pipelines.running.orchestration import run_stage
+from pipelines.store import artifacts
+from pipelines.store.params import load_params
+from pipelines.store.tables import read_splits
 from tests.conftest import enter, prepared_project, write_params
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import artifacts
-from pipelines.contract import write_contract
 from pipelines.errors import UserError
-from pipelines.orchestration import run_stage
-from pipelines.params import load_params
+from pipelines.running.orchestration import run_stage
+from pipelines.store import artifacts
+from pipelines.store.contract import write_contract
+from pipelines.store.params import load_params
 from tests.conftest import FAST_PARAMS, copy_project, enter, write_params
 
 pytest.importorskip("tensorflow", reason="WordPiece needs TensorFlow Text")

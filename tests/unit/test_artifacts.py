@@ -10,13 +10,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pipelines.artifacts import atomic_output
+from pipelines.store.artifacts import atomic_output
 
 SLOW_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pipelines.artifacts import atomic_output
+    from pipelines.store.artifacts import atomic_output
 
     with atomic_output(Path(sys.argv[1])) as tmp:
         with open(tmp, "wb") as out:

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from pipelines.cli import STAGES, main, parse_args
+from pipelines.cli import main, parse_args
+from pipelines.stages import STAGES
 
 MLSTRATEGY = [sys.executable, "-m", "pipelines.cli"]
 

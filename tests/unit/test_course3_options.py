@@ -8,8 +8,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 from components import end_to_end, gradcheck, multitask, transfer
+from components.config import TrainConfig
 from components.datasets import Degradation, degrade
-from components.training import TrainConfig, train
+from components.training import train
 
 DIGITS = load_digits()
 X = (DIGITS.data / 16).astype("float32")
@@ -240,9 +241,9 @@ def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_p
 
 
 def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tmp_path, monkeypatch):
-    from pipelines.compare import source_model
     from pipelines.errors import UserError
-    from pipelines.params import CompareParams, load_params
+    from pipelines.stages.compare import source_model
+    from pipelines.store.params import CompareParams, load_params
 
     params = load_params()
     preset = tiny_preset(tmp_path / "resnet")

@@ -86,9 +86,9 @@ def test_planted_label_flips_are_found_as_cleanlab_finds_them():
 
 
 def test_the_stage_refuses_an_image_shape_that_does_not_fit_the_features():
-    from pipelines.analyze import dev_tags
     from pipelines.errors import UserError
-    from pipelines.params import Params
+    from pipelines.stages.analyze import dev_tags
+    from pipelines.store.params import Params
 
     params = Params.model_validate({"data": {"image_shape": [5, 5]}})
     dev = pd.DataFrame({"id": ["a", "b"], "source": ["phone"] * 2, "label": [0, 1]})

@@ -10,10 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from components.config import AugmentConfig, CnnConfig, ResNetConfig, TextConfig, TrainConfig
 from components.images import FolderListing
 from components.inputs import ImageFolder
-from components.models import AugmentConfig, CnnConfig, ResNetConfig, TextConfig, build_model, count_flops
-from components.training import TrainConfig, predict_probabilities, train
+from components.models import build_model, count_flops
+from components.training import predict_probabilities, train
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((48, 64)).astype("float32")  # 8x8 gray images as rows

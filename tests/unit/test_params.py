@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from pipelines.errors import UserError
-from pipelines.params import load_params
+from pipelines.store.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ def test_missing_and_malformed_files(tmp_path):
 
 
 def test_the_coarse_round_screens_in_caviar_mode_only_and_only_before_a_finer_round():
-    from pipelines.params import SweepParams
+    from pipelines.store.params import SweepParams
 
     assert SweepParams().screen_epochs(40) == 5  # successive halving's first rung: a ninth
     assert SweepParams(coarse_epochs=3).screen_epochs(40) == 3

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from components.columns import model_inputs
-from components.training import TrainConfig, load_model, predict_probabilities, train
+from components.config import TrainConfig
+from components.training import load_model, predict_probabilities, train
 
 KINDS = {
     "size": "numeric",

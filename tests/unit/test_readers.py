@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.contract import load_contract, write_contract
 from pipelines.errors import UserError
-from pipelines.params import DataParams, Params
-from pipelines.readers import read_dataset
+from pipelines.store.contract import load_contract, write_contract
+from pipelines.store.params import DataParams, Params
+from pipelines.store.readers import read_dataset
 
 
 def image_folder(root: Path, classes=("cat", "dog"), per_class: int = 3, shape=(4, 6)) -> Path:
@@ -92,7 +92,7 @@ def test_reading_images_does_not_import_keras():
     import subprocess
     import sys
 
-    code = "import sys, pipelines.readers; print('keras' in sys.modules)"
+    code = "import sys, pipelines.store.readers; print('keras' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]

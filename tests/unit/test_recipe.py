@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from components.config import TrainConfig
 from components.diagnosis import Errors, Sizes
 from components.recipe import (
     ACTIONS,
@@ -18,7 +19,6 @@ from components.recipe import (
     basic_recipe,
     next_knob,
 )
-from components.training import TrainConfig
 
 SIZES = Sizes(train=5_000, train_dev=2_000, dev=2_000)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import registry
 from pipelines.errors import UserError
+from pipelines.tracking import registry
 
 
 @pytest.fixture
@@ -23,10 +23,10 @@ def store(tmp_path, monkeypatch):
 
 
 def new_version(model_file) -> str:
-    from pipelines import tracking
-    from pipelines.params import DataParams
+    from pipelines.store.params import DataParams
+    from pipelines.tracking import runs
 
-    client = tracking.client("e")
+    client = runs.client("e")
     run = client.create_run(client.get_experiment_by_name("e").experiment_id)
     rows = pd.DataFrame(np.zeros((5, 4), np.float32), columns=list("abcd")).assign(label=[0, 1, 2, 0, 1])
     data = DataParams(source_column=None, target_sources=[], labels=[0, 1, 2], label_column="label")

@@ -92,7 +92,7 @@ def test_report_renders_the_numbers():
 
 
 def test_class_names_that_read_like_missing_values_or_numbers_stay_names(tmp_path):
-    from pipelines.report import read_confusion
+    from pipelines.stages.report import read_confusion
 
     path = tmp_path / "confusion_dev.csv"
     path.write_text("actual,predicted\nNA,None\n01,NA\nNone,01\n")

@@ -8,17 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from components.sweep import (
-    Hyperparameter,
-    SearchSpace,
-    best_share,
-    configure,
-    promote,
-    run_trial,
-    sample,
-    tier,
-)
-from components.training import TrainConfig
+from components.config import TrainConfig
+from components.search_space import Hyperparameter, SearchSpace, configure, sample, tier
+from components.sweep import best_share, promote, run_trial
 
 
 def test_log_scale_puts_equal_mass_in_every_decade():
@@ -135,7 +127,7 @@ def test_bad_search_spaces_fail_before_any_trial(spec, message):
 
 def test_bad_space_in_params_names_the_key(tmp_path):
     from pipelines.errors import UserError
-    from pipelines.params import load_params
+    from pipelines.store.params import load_params
 
     path = tmp_path / "params.yaml"
     path.write_text("sweep:\n  space:\n    learning_rate: {low: -1, high: 0.1, scale: log}\n")
@@ -170,8 +162,8 @@ def test_halving_promotes_the_best_third_at_least_one():
 def test_workers_open_the_study_with_the_sweeps_pruner(tmp_path, pruner, kind):
     import optuna
 
-    from pipelines import sweep as stage
-    from pipelines.params import Params
+    from pipelines.stages import sweep as stage
+    from pipelines.store.params import Params
 
     params = Params.model_validate(
         {"sweep": {"pruner": pruner, "storage": f"sqlite:///{tmp_path / 'study.db'}"}}
@@ -257,7 +249,7 @@ def test_a_resumed_sweep_promotes_only_what_it_has_not_continued(tmp_path, monke
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from pipelines import sweep as stage
+    from pipelines.stages import sweep as stage
 
     monkeypatch.chdir(tmp_path)
     study = optuna.create_study(study_name="s", direction="maximize")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.tracking import MASK, is_secret_key, mask_secrets
+from pipelines.tracking.runs import MASK, is_secret_key, mask_secrets
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 
@@ -95,12 +95,12 @@ def test_secret_key_rule(key, secret):
 def test_logged_params_and_tags_are_masked_in_the_store(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from pipelines import tracking
+    from pipelines.tracking import runs
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    run_id = tracking.log_pipeline_run(
+    run_id = runs.log_pipeline_run(
         "secrets",
         "exec-1",
         {"sweep": {"storage": "postgresql://me:hunter2@db/optuna", "trials": 2}, "db": {"password": "x"}},
@@ -109,10 +109,10 @@ def test_logged_params_and_tags_are_masked_in_the_store(tmp_path, monkeypatch):
         {"mlstrategy.note": "Bearer abcdefghijkl", "dvc.data_path": "data/raw/dataset.parquet"},
         {},
     )
-    child = tracking.log_nested_run(
+    child = runs.log_nested_run(
         "secrets", "exec-1", "trial 0", {"token": "abc"}, {"dev_metric": 0.9}, {"remote": "s3://k:v@b"}
     )
-    tracking.record_failure("secrets", "exec-1", "sweep", "cannot reach postgresql://me:hunter2@db/optuna")
+    runs.record_failure("secrets", "exec-1", "sweep", "cannot reach postgresql://me:hunter2@db/optuna")
 
     client = MlflowClient(uri)
     run, nested = client.get_run(run_id).data, client.get_run(child).data

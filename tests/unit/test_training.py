@@ -3,8 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from components.models import build_model, initializer_for
-from components.training import TrainConfig, learning_rate_schedule, train
+from components.config import TrainConfig
+from components.initializers import initializer_for
+from components.models import build_model
+from components.training import learning_rate_schedule, train
 
 X = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
 Y = (X[:, 0] > 0).astype("int64")

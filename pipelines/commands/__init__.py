@@ -1,0 +1,1 @@
+"""The commands that are not stages: `mlstrategy init` and `mlstrategy relabel`."""

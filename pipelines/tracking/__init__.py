@@ -1,0 +1,1 @@
+"""MLflow: runs and their metrics, the model registry, the model served from it."""
