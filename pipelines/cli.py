@@ -36,8 +36,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import UserError
 from pipelines.running.runtime import configure_environment, dvc_env, project_root, script
@@ -67,13 +68,7 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mlstrategy",
-        description="Run the ML-strategy playbook (Structuring Machine Learning Projects) as a pipeline.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_run(commands: Any) -> None:
     run = commands.add_parser(
         "run",
         help="run the pipeline (dvc repro) with one Prefect server and one MLflow run",
@@ -82,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("dvc_args", nargs="*", metavar="DVC_REPRO_ARG", help="passed on to `dvc repro`")
 
+
+def _add_stage(commands: Any) -> None:
     stage = commands.add_parser(
         "stage",
         help="run one stage as a Prefect flow (called by dvc.yaml)",
@@ -89,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stage.add_argument("name", choices=STAGES, help="the stage to run")
 
+
+def _add_diagnose(commands: Any) -> None:
     diagnose = commands.add_parser(
         "diagnose",
         help="avoidable bias, variance, data mismatch and dev overfit for given errors",
@@ -122,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument("--json", action="store_true", help="print the JSON of metrics/diagnosis.json")
 
+
+def _add_relabel(commands: Any) -> None:
     relabel = commands.add_parser(
         "relabel",
         help="apply corrected labels to dev and test together, as a new DVC data version",
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--train", action="store_true", help="also correct train examples (they are refused otherwise)"
     )
 
+
+def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init",
         help="set the project up for your own data (params.yaml, the data contract, DVC)",
@@ -182,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="replace a setup made for other data")
 
+
+def _add_contract(commands: Any) -> None:
     contract = commands.add_parser(
         "contract",
         help="propose the data contract (data/contract.yaml) from a trusted snapshot",
@@ -208,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--force", action="store_true", help="replace an existing contract file")
 
+
+def _add_promote(commands: Any) -> None:
     promote = commands.add_parser(
         "promote",
         help="make a registered model version the champion",
@@ -218,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "version", nargs="?", metavar="VERSION", help="a version number (default: challenger)"
     )
+
+
+def _add_rollback(commands: Any) -> None:
     commands.add_parser(
         "rollback",
         help="give the champion alias back to the version it replaced",
@@ -225,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         "champion replaced (repeat to go further back).",
     )
 
+
+def _add_serve(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve the scheduled pipeline on a cron schedule or an interval (Prefect deployment)",
@@ -241,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--once", action="store_true", help="run the scheduled pipeline once, now, and exit")
     serve.add_argument("--name", default="nightly", help="the deployment's name (default: nightly)")
 
+
+def _add_gradcheck(commands: Any) -> None:
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check backprop against the numerical gradient on the project's losses and layers",
@@ -252,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradcheck.add_argument("--json", action="store_true", help="print the results as JSON")
 
+
+def _add_stage_server(commands: Any) -> None:
     server = commands.add_parser(
         "stage-server",
         help="the warm stage server: status, start or stop",
@@ -262,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("action", choices=["status", "start", "stop"])
 
+
+def _add_ui(commands: Any) -> None:
     ui = commands.add_parser(
         "ui",
         help="open the MLflow UI on this project's runs (127.0.0.1)",
@@ -271,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)"
     )
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlstrategy",
+        description="Run the ML-strategy playbook (Structuring Machine Learning Projects) as a pipeline.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(commands)
     return parser
 
 
@@ -522,19 +550,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.run(ui_command(args.host, args.port), check=False).returncode
 
 
-COMMANDS = {
-    "run": cmd_run,
-    "stage": cmd_stage,
-    "diagnose": cmd_diagnose,
-    "relabel": cmd_relabel,
-    "init": cmd_init,
-    "contract": cmd_contract,
-    "promote": cmd_registry,
-    "rollback": cmd_registry,
-    "serve": cmd_serve,
-    "gradcheck": cmd_gradcheck,
-    "stage-server": cmd_stage_server,
-    "ui": cmd_ui,
+# name -> (its parser, its handler), in the order `mlstrategy --help` lists them.
+COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
+    "run": (_add_run, cmd_run),
+    "stage": (_add_stage, cmd_stage),
+    "diagnose": (_add_diagnose, cmd_diagnose),
+    "relabel": (_add_relabel, cmd_relabel),
+    "init": (_add_init, cmd_init),
+    "contract": (_add_contract, cmd_contract),
+    "promote": (_add_promote, cmd_registry),
+    "rollback": (_add_rollback, cmd_registry),
+    "serve": (_add_serve, cmd_serve),
+    "gradcheck": (_add_gradcheck, cmd_gradcheck),
+    "stage-server": (_add_stage_server, cmd_stage_server),
+    "ui": (_add_ui, cmd_ui),
 }
 
 
@@ -554,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command != "diagnose":
             os.chdir(project_root())
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command][1](args)
     except UserError as error:
         label = " ".join(["mlstrategy", args.command] + ([args.name] if args.command == "stage" else []))
         print(f"{label}: error: {error}", file=sys.stderr)

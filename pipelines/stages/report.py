@@ -61,8 +61,12 @@ def notes_for(found: dict, split: dict, params: Params) -> list[str]:
         )
     if not split["sizes"].get("test"):
         notes.append("There is no test set: no unbiased estimate of the final performance.")
-    if params.train.early_stopping:
-        notes.append("Early stopping is on: it moves avoidable bias and variance together (not orthogonal).")
+    for knob, gaps in diagnosis.NON_ORTHOGONAL_KNOBS.items():
+        if getattr(params.train, knob):
+            moved = " and ".join(gap.replace("_", " ") for gap in gaps)
+            notes.append(
+                f"{knob.replace('_', ' ').capitalize()} is on: it moves {moved} together (not orthogonal)."
+            )
     return notes
 
 
@@ -85,6 +89,68 @@ def split_metrics(split: dict) -> dict[str, float]:
         "split/moved_since_last": split["moved_since_last"],
     }
     return {name: value for name, value in found.items() if value is not None}
+
+
+# One function per stage artifact: the run's metrics each contributes, under its own prefix.
+def diagnosis_metrics(found: dict) -> dict[str, float]:
+    metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
+    metrics["human_level_error"] = found["human_level_error"]
+    metrics.update({f"gap/{name}": value for name, value in found["gaps"].items() if value is not None})
+    metrics.update({f"gap_uncertainty/{k}": v for k, v in found["uncertainty"].items() if v is not None})
+    return metrics
+
+
+def evaluation_metrics(evaluation: dict) -> dict[str, float]:
+    metrics = {}
+    for metric, values in evaluation["metrics"].items():
+        metrics.update({f"{metric}/{name}": value for name, value in values.items()})
+    return {**metrics, **evaluation["measures"]}
+
+
+def analysis_metrics(analysis: dict | None) -> dict[str, float]:
+    if not analysis:
+        return {}
+    names = {row["tag"]: metric_name(row["tag"]) for row in analysis["tags"]}
+    metrics = {f"error_analysis/{names[row['tag']]}/share": row["share"] for row in analysis["tags"]}
+    metrics["label_issues/dev_share"] = analysis["label_issues"]["dev_share_of_errors"]
+    return metrics
+
+
+def synthesis_metrics(synthesis: dict | None) -> dict[str, float]:
+    if not synthesis or not synthesis["enabled"]:
+        return {}
+    metrics = {"synthesize/repeated_share": synthesis["repeated_share"]}
+    metrics.update({f"synthesize/domain_auc_{k}": v for k, v in synthesis["domain_auc"].items()})
+    for when, found_then in synthesis.get("data_mismatch", {}).items():
+        metrics[f"synthesize/data_mismatch_{when}"] = found_then["data_mismatch"]
+    return metrics
+
+
+def training_metrics(training: dict | None) -> dict[str, float]:
+    if not training:
+        return {}
+    return {f"train/{k}": training[k] for k in ("parameters", "flops_per_example", "examples_per_second")}
+
+
+def comparison_metrics(comparisons: dict | None) -> dict[str, float]:
+    metrics = {}
+    for key, points in (comparisons or {}).items():
+        if key == "multitask":
+            metrics["compare/multitask_error"] = points["mean_multitask_error"]
+            metrics["compare/single_task_error"] = points["mean_single_task_error"]
+            continue
+        for point in points["points"]:
+            size = point.get("train_size", point.get("target_size"))
+            metrics.update(
+                {f"compare/{key}/{name}/n{size}": value for name, value in point.items() if "error" in name}
+            )
+    return metrics
+
+
+def sweep_metrics(sweep: dict | None) -> dict[str, float]:
+    if not sweep or not sweep["best"]:
+        return {}
+    return {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
 
 
 def read_confusion(path: Path = CONFUSION_DEV) -> pd.DataFrame:
@@ -134,46 +200,19 @@ def log_to_mlflow(
     comparisons: dict | None = None,
     training: dict | None = None,
 ) -> str:
-    metrics = {f"error/{name}": value for name, value in found["errors"].items() if value is not None}
-    metrics["human_level_error"] = found["human_level_error"]
-    metrics.update({f"gap/{name}": value for name, value in found["gaps"].items() if value is not None})
-    for metric, values in evaluation["metrics"].items():
-        metrics.update({f"{metric}/{name}": value for name, value in values.items()})
-    metrics.update(evaluation["measures"])
-    metrics.update({f"gap_uncertainty/{k}": v for k, v in found["uncertainty"].items() if v is not None})
-    metrics.update({f"size/{name}": n for name, n in split["sizes"].items()})
-    metrics.update(split_metrics(split))
-    metrics["improve/final_dev_metric"] = improve["final_dev_metric"]
-    metrics["improve/iterations"] = len(improve["iterations"])
-    if analysis:
-        names = {row["tag"]: metric_name(row["tag"]) for row in analysis["tags"]}
-        metrics.update(
-            {f"error_analysis/{names[row['tag']]}/share": row["share"] for row in analysis["tags"]}
-        )
-        metrics["label_issues/dev_share"] = analysis["label_issues"]["dev_share_of_errors"]
-    if synthesis and synthesis["enabled"]:
-        metrics["synthesize/repeated_share"] = synthesis["repeated_share"]
-        metrics.update({f"synthesize/domain_auc_{k}": v for k, v in synthesis["domain_auc"].items()})
-        for when, found_then in synthesis.get("data_mismatch", {}).items():
-            metrics[f"synthesize/data_mismatch_{when}"] = found_then["data_mismatch"]
-    if training:
-        metrics.update(
-            {f"train/{k}": training[k] for k in ("parameters", "flops_per_example", "examples_per_second")}
-        )
-    for key, points in (comparisons or {}).items():
-        if key == "multitask":
-            metrics["compare/multitask_error"] = points["mean_multitask_error"]
-            metrics["compare/single_task_error"] = points["mean_single_task_error"]
-            continue
-        for point in points["points"]:
-            size = point.get("train_size", point.get("target_size"))
-            metrics.update(
-                {f"compare/{key}/{name}/n{size}": value for name, value in point.items() if "error" in name}
-            )
-    if sweep and sweep["best"]:
-        metrics.update(
-            {"sweep/best_dev_metric": sweep["best"]["dev_metric"], "sweep/trials": sweep["trials"]}
-        )
+    metrics = {
+        **diagnosis_metrics(found),
+        **evaluation_metrics(evaluation),
+        **{f"size/{name}": n for name, n in split["sizes"].items()},
+        **split_metrics(split),
+        "improve/final_dev_metric": improve["final_dev_metric"],
+        "improve/iterations": len(improve["iterations"]),
+        **analysis_metrics(analysis),
+        **synthesis_metrics(synthesis),
+        **training_metrics(training),
+        **comparison_metrics(comparisons),
+        **sweep_metrics(sweep),
+    }
     curves = {f"curve/{column}": history[column] for column in history.columns if column != "epoch"}
     tags = {
         **runs.reproducibility_tags(RAW_DATA),

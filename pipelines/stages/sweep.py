@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -356,33 +357,17 @@ def sweep_flow(params: Params) -> dict:
             screen = screen_epochs if round_number == 1 else None
             done = len(_finished(study, round_number))
             study.sampler = optuna.samplers.RandomSampler(seed=options.seed + 1000 * round_number + done)
-            # Promoted trials go first (and take the round's first numbers): the likeliest to be good,
-            # they set the next rung's bar early. Enqueued, they take nothing from the sampler's stream.
-            promoted = [
-                _Job(
-                    _ask_again(study, source, round_number, "promoted_from"),
-                    source.user_attrs["values"],
-                    resume=source.user_attrs["outcome"],
-                )
-                for source in _promotions(study, round_number, higher)
-            ]
-            sampled = []
-            for _ in range(options.trials - done - len(promoted)):
-                trial = study.ask(box.distributions())
-                values = box.values(trial.params)
-                trial.set_user_attr("round", round_number)
-                trial.set_user_attr("values", values)
-                sampled.append(_Job(trial, values, screen))
+            promoted = _promoted_jobs(study, round_number, higher)
+            sampled = _sampled_jobs(study, box, options.trials - done - len(promoted), screen, round_number)
             # Longest first, handed out as workers free up (one trial queued ahead): the workers then
-            # finish the round together instead of one waiting on a long trial that started last. (The
-            # process pool resolves submissions on threads, so submitting all at once loses their order.)
+            # finish the round together instead of one waiting on a long trial that started last.
             sampled.sort(key=lambda job: -sweep.trial_cost(params.trial_config(job.values), n_train))
-            asked = promoted + sampled
+            jobs = promoted + sampled
             logger.info(
                 "round %d/%d: %d trials (%d done before%s)%s, box %s",
                 round_number,
                 options.rounds,
-                len(asked),
+                len(jobs),
                 done,
                 f", {len(promoted)} promoted from the screening" if promoted else "",
                 f", screening {screen} epochs each" if screen else "",
@@ -390,19 +375,15 @@ def sweep_flow(params: Params) -> dict:
             )
             # One trial more than the local workers: it waits in the pool's queue, so a worker that frees
             # up starts it at once rather than after the flow has seen the last trial end.
-            slots = len(asked) if options.dask_address else params.sweep.local_workers + 1
-            running: set = set()
+            slots = len(jobs) if options.dask_address else options.local_workers + 1
             # A bar on a terminal (tqdm turns itself off when output goes to a file or a pipe).
-            bar = tqdm(total=len(asked), desc=f"sweep round {round_number}", unit="trial", disable=None)
-            while asked or running:
-                while asked and len(running) < slots:
-                    job = asked.pop(0)
-                    running.add(submit(job.trial, job.values, job.screen, resume=job.resume))
-                future = next(as_completed(list(running)))
-                running.remove(future)
-                log_outcome(future.result())
-                bar.update()
-            bar.close()
+            with tqdm(total=len(jobs), desc=f"sweep round {round_number}", unit="trial", disable=None) as bar:
+
+                def finished(outcome: dict, bar: Any = bar) -> None:
+                    log_outcome(outcome)
+                    bar.update()
+
+                run_round(jobs, submit, slots, finished)
         source = rerun_source(_finished(study), higher)
         if source is not None:
             # Halving's first rung holds the screening trials too: a finer round can lose every trial
@@ -412,7 +393,7 @@ def sweep_flow(params: Params) -> dict:
                 source.number,
             )
             trial = _ask_again(study, source, options.rounds, "rerun_of")
-            log_outcome(submit(trial, source.user_attrs["values"], None, prune=False).result())
+            log_outcome(submit(_Job(trial, source.user_attrs["values"]), prune=False).result())
     shutil.rmtree(checkpoints(study.study_name), ignore_errors=True)  # every promotion has run
     finished = [t.user_attrs["round"] for t in _finished(study)]
     rounds = [{"box": box.to_dict(), "trials": finished.count(number)} for number, box in enumerate(boxes, 1)]
@@ -428,6 +409,55 @@ class _Job(NamedTuple):
     values: dict
     screen: int | None = None
     resume: dict | None = None
+
+
+def run_round(
+    jobs: list[_Job],
+    submit: Callable[[_Job], Any],
+    slots: int,
+    on_outcome: Callable[[dict], None],
+    wait: Callable[[list], Iterator] = as_completed,
+) -> None:
+    """The round scheduler: submit `jobs` in their order, at most `slots` of them in flight (submitted and
+    not finished); as each finishes, `on_outcome` gets its result and the next job is submitted.
+    `submit(job)` returns a future; `wait(futures)` yields them as they finish (Prefect's `as_completed`).
+    Submitting only as slots free up keeps the order: a pool that resolves submissions on threads would
+    otherwise start them in any order. A job whose future raises stops the round with that error."""
+    queue, running = list(jobs), set()
+    while queue or running:
+        while queue and len(running) < slots:
+            running.add(submit(queue.pop(0)))
+        future = next(iter(wait(list(running))))
+        running.remove(future)
+        on_outcome(future.result())
+
+
+def _promoted_jobs(study, round_number: int, higher_is_better: bool) -> list[_Job]:
+    """The screened trials successive halving promotes into this round, each a new trial that resumes
+    the screened one. They go first (and take the round's first numbers): the likeliest to be good, they
+    set the next rung's bar early. Enqueued, they take nothing from the sampler's stream."""
+    return [
+        _Job(
+            _ask_again(study, source, round_number, "promoted_from"),
+            source.user_attrs["values"],
+            resume=source.user_attrs["outcome"],
+        )
+        for source in _promotions(study, round_number, higher_is_better)
+    ]
+
+
+def _sampled_jobs(
+    study, box: search_space.SearchSpace, count: int, screen: int | None, round_number: int
+) -> list[_Job]:
+    """`count` new trials drawn from `box` by the study's sampler, screened for `screen` epochs if set."""
+    jobs = []
+    for _ in range(count):
+        trial = study.ask(box.distributions())
+        values = box.values(trial.params)
+        trial.set_user_attr("round", round_number)
+        trial.set_user_attr("values", values)
+        jobs.append(_Job(trial, values, screen))
+    return jobs
 
 
 def _promotions(study, round_number: int, higher_is_better: bool) -> list:
@@ -458,30 +488,21 @@ def _ask_again(study, source, round_number: int, link: str):
     return trial
 
 
-def _submit(
-    runner,
-    params: Params,
-    root: str,
-    trial,
-    values: dict,
-    screen: int | None,
-    prune: bool = True,
-    resume: dict | None = None,
-):
-    """Run `trial` (asked in this process) as a task on `runner`: a future of its outcome."""
+def _submit(runner, params: Params, root: str, job: _Job, prune: bool = True):
+    """Run `job`'s trial (asked in this process) as a task on `runner`: a future of its outcome."""
     # Optuna's public API has no way to reopen a trial by number in another process: its id travels.
     return runner.submit(
         run_trial,
         {
             "params": params,
             "root": root,
-            "study_name": trial.study.study_name,
-            "trial_id": trial._trial_id,
-            "number": trial.number,
-            "values": values,
-            "screen": screen,
+            "study_name": job.trial.study.study_name,
+            "trial_id": job.trial._trial_id,
+            "number": job.trial.number,
+            "values": job.values,
+            "screen": job.screen,
             "prune": prune,
-            "resume": resume,
+            "resume": job.resume,
         },
     )
 
