@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from components import diagnosis, recipe
 from components.config import TrainConfig
-from components.evaluation import Candidate, error_rate, metric, select
+from components.evaluation import TRIAL_MEASURES, Candidate, error_rate, metric, select
 from components.train_dev import SPLITS
 from components.training import load_model, predict_classes, train
 from pipelines.running.runtime import execution_id
@@ -177,7 +177,7 @@ def improve_flow(params: Params) -> dict:
     baseline = recipe.Outcome(
         diagnosis.Errors(**errors),
         evaluation["optimizing"]["dev"],
-        {k: v for k, v in evaluation["measures"].items() if k != "latency_p95_ms_batch"},
+        {k: v for k, v in evaluation["measures"].items() if k in TRIAL_MEASURES},
     )
     sizes = diagnosis.Sizes(**{k: v or None for k, v in evaluation["sizes"].items()})
     human = found["human_level_error"]
@@ -193,10 +193,7 @@ def improve_flow(params: Params) -> dict:
     kept = result.setup if result else recipe.Setup(config)
     improved = result is not None and any(step.kept for step in result.iterations)
     if improved or start is not None:
-        model = trainer.models[kept]
-        test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
-        with atomic_output(IMPROVED_MODEL) as tmp:
-            model.save(tmp)
+        test_error = save_kept(trainer, kept)
     else:
         test_error = evaluation["errors"]["test"]
         with atomic_output(IMPROVED_MODEL) as tmp:
@@ -221,6 +218,39 @@ def improve_flow(params: Params) -> dict:
         "final_synthesis": None if kept.synthesis is None else dataclasses.asdict(kept.synthesis),
         "improved": improved or start is not None,
     }
+    log_iterations(params, iterations)
+    write_json(IMPROVE, summary)
+    logger.info(
+        "improve: %d iterations, stopped: %s; dev %s %.4f -> %.4f",
+        len(iterations),
+        summary["stopped_because"],
+        params.evaluate.optimizing_metric,
+        baseline.dev_metric,
+        summary["final_dev_metric"],
+    )
+    for gap, what in summary["requests"].items():
+        logger.warning("%s: %s", gap, what)
+    if kept.synthesis is not None:
+        logger.info(
+            "the kept model trains on synthesized data; to make it the pipeline's, set in params.yaml "
+            "synthesize: {enabled: true, strength: %s, mode: %s}",
+            kept.synthesis.strength,
+            kept.synthesis.mode,
+        )
+    return summary
+
+
+def save_kept(trainer: Trainer, kept: recipe.Setup) -> float | None:
+    """Save the kept model as the pipeline's (models/improved.keras); its test error, read once now."""
+    model = trainer.models[kept]
+    test_error = trainer.error(model, "test") if "test" in trainer.arrays else None
+    with atomic_output(IMPROVED_MODEL) as tmp:
+        model.save(tmp)
+    return test_error
+
+
+def log_iterations(params: Params, iterations: list[dict]) -> None:
+    """Each recipe iteration as a nested MLflow run of this execution."""
     for number, step in enumerate(iterations, 1):
         runs.log_nested_run(
             params.mlflow.experiment,
@@ -241,22 +271,3 @@ def improve_flow(params: Params) -> dict:
                 "mlstrategy.outcome": "kept" if step["kept"] else "rejected",
             },
         )
-    write_json(IMPROVE, summary)
-    logger.info(
-        "improve: %d iterations, stopped: %s; dev %s %.4f -> %.4f",
-        len(iterations),
-        summary["stopped_because"],
-        params.evaluate.optimizing_metric,
-        baseline.dev_metric,
-        summary["final_dev_metric"],
-    )
-    for gap, what in summary["requests"].items():
-        logger.warning("%s: %s", gap, what)
-    if kept.synthesis is not None:
-        logger.info(
-            "the kept model trains on synthesized data; to make it the pipeline's, set in params.yaml "
-            "synthesize: {enabled: true, strength: %s, mode: %s}",
-            kept.synthesis.strength,
-            kept.synthesis.mode,
-        )
-    return summary

@@ -127,29 +127,9 @@ def run_trial(
     trial = optuna.trial.Trial(study, trial_id)
     config = params.trial_config(values, screen)
     higher = params.evaluate.higher_is_better
-    reporting_s = 0.0  # spent talking to the study from inside training
-    pruning = options.pruning != "none" and prune
+    reporter = _Reporter(trial, options.pruning != "none" and prune, screen)
     before: list[float] = resume["curve"] if resume else []
-    if before and pruning:
-        tick = time.perf_counter()
-        # The study gets its whole curve, and halving the rung records of the screened run it continues,
-        # which it leaves out from now on (sweep.halving). The verdicts are not heeded: promotion decided.
-        for epoch, value in enumerate(before, 1):
-            trial.report(value, epoch)
-            trial.should_prune()
-        reporting_s += time.perf_counter() - tick
-
-    def on_epoch(epoch: int, value: float) -> bool:
-        nonlocal reporting_s
-        # A screening trial reports too: its value joins halving's first rung, so the first trials of a
-        # finer round already compete there instead of running to the end unopposed. It is never stopped.
-        if not pruning:
-            return False
-        tick = time.perf_counter()
-        trial.report(value, epoch)
-        stop = trial.should_prune() and not screen
-        reporting_s += time.perf_counter() - tick
-        return stop
+    reporter.replay(before)
 
     def score(y, predicted) -> float:
         return metric(params.evaluate.optimizing_metric, y, predicted, classes)
@@ -161,23 +141,14 @@ def run_trial(
         arrays["dev"],
         classes,
         score,
-        on_epoch,
+        reporter,
         options.babysits,
         higher,
         resume_from=trial_checkpoint(study_name, resume["number"]) if resume else None,
         trained=before,
     )
     training_s = time.perf_counter() - training_started
-    if screen:
-        with atomic_output(trial_checkpoint(study_name, number)) as tmp:
-            model.save_weights(tmp)
-    if not (result.pruned or screen):
-        from pipelines.shared.measure import trial_measures
-
-        path = trial_model(study_name, number)
-        with atomic_output(path) as tmp:
-            model.save(tmp)
-        result.measures = trial_measures(model, arrays["dev"][0], path)
+    _keep(model, result, study_name, number, screen, arrays["dev"][0])
     outcome = {
         "number": number,
         "values": values,
@@ -188,8 +159,8 @@ def run_trial(
         "resumed_at": result.resumed_at,
         "epochs": result.trained,  # this trial's cost: a resumed one's earlier epochs are its source's
         "measures": result.measures,
-        "training_s": training_s - reporting_s,
-        "reporting_s": reporting_s,
+        "training_s": training_s - reporter.seconds,
+        "reporting_s": reporter.seconds,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "started_at": started_at,
     }
@@ -200,6 +171,52 @@ def run_trial(
     else:
         study.tell(number, result.dev_metric)
     return outcome
+
+
+class _Reporter:
+    """Reports a trial's dev metric epoch by epoch to its study, which may prune it; `seconds` is the time
+    spent talking to the study from inside training. Called as Keras' epoch hook: True stops the trial."""
+
+    def __init__(self, trial: Any, pruning: bool, screen: int | None) -> None:
+        self.trial, self.pruning, self.screen, self.seconds = trial, pruning, screen, 0.0
+
+    def replay(self, curve: list[float]) -> None:
+        """A resumed trial's earlier curve: the study gets it whole, and halving the rung records of the
+        screened run it continues, which it leaves out from now on (sweep.halving). The verdicts are not
+        heeded: the promotion is decided."""
+        if not (curve and self.pruning):
+            return
+        tick = time.perf_counter()
+        for epoch, value in enumerate(curve, 1):
+            self.trial.report(value, epoch)
+            self.trial.should_prune()
+        self.seconds += time.perf_counter() - tick
+
+    def __call__(self, epoch: int, value: float) -> bool:
+        # A screening trial reports too: its value joins halving's first rung, so the first trials of a
+        # finer round already compete there instead of running to the end unopposed. It is never stopped.
+        if not self.pruning:
+            return False
+        tick = time.perf_counter()
+        self.trial.report(value, epoch)
+        stop = self.trial.should_prune() and not self.screen
+        self.seconds += time.perf_counter() - tick
+        return stop
+
+
+def _keep(model: Any, result: Any, study_name: str, number: int, screen: int | None, x_dev: Any) -> None:
+    """What a trial leaves: a screened one its weights, for a promotion to resume; a finished one its
+    model, measured as every candidate is (`result.measures`); a pruned one nothing."""
+    if screen:
+        with atomic_output(trial_checkpoint(study_name, number)) as tmp:
+            model.save_weights(tmp)
+    if not (result.pruned or screen):
+        from pipelines.shared.measure import trial_measures
+
+        path = trial_model(study_name, number)
+        with atomic_output(path) as tmp:
+            model.save(tmp)
+        result.measures = trial_measures(model, x_dev, path)
 
 
 def _study(params: Params, study_name: str):
