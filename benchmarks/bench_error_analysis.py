@@ -85,14 +85,13 @@ def planted_flips(project: Path, env: dict, seed: int, share: float) -> dict:
     planted = set(dev["id"].to_numpy()[flipped])
     hits = len(flagged & planted)
 
-    import keras
     from cleanlab.filter import find_label_issues
 
-    from components.training import predict_probabilities
+    from components.training import load_model, predict_probabilities
 
     noisy = pd.read_parquet(project / "data/splits/dev.parquet")
     pixels = [c for c in noisy.columns if c.startswith("px_")]
-    model = keras.saving.load_model(project / "models/model.keras", safe_mode=True)
+    model = load_model(project / "models/model.keras")
     probabilities = predict_probabilities(model, noisy[pixels].to_numpy(np.float32))
     direct = find_label_issues(noisy["label"].to_numpy(), probabilities)
     return {

@@ -139,34 +139,15 @@ def run_trial(
     numbered from the first run's. Returns the model and its TrialResult."""
     import keras
 
-    from components.training import predict_classes, train
+    from components.callbacks import DevMetricWatch, RestoreWeights
+    from components.training import train
 
     if len(trained) >= config.epochs:
         raise ValueError(f"a trial resumed after {len(trained)} epochs has none left of {config.epochs}")
-    curve: list[float] = list(trained)
-    x_dev, y_dev = dev_xy
-
-    class Watch(keras.callbacks.Callback):
-        pruned = False
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            value = float(score(y_dev, predict_classes(self.model, x_dev)))
-            curve.append(value)
-            if logs is not None:  # for the plateau watch, which maximizes
-                logs["dev_metric"] = value if higher_is_better else -value
-            if on_epoch(len(curve), value):
-                self.pruned = self.model.stop_training = True
-
-    class Restore(keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            if not self.model.optimizer.built:  # its slots must exist to take the saved ones
-                self.model.optimizer.build(self.model.trainable_variables)
-            self.model.load_weights(resume_from)
-
-    watch = Watch()
+    watch = DevMetricWatch(score, dev_xy, on_epoch, higher_is_better=higher_is_better, trained=trained)
     callbacks: list = [watch]
     if resume_from is not None:
-        callbacks.insert(0, Restore())
+        callbacks.insert(0, RestoreWeights(resume_from))
         config = dataclasses.replace(config, epochs=config.epochs - len(trained))
     elif trained:
         raise ValueError("`trained` epochs need the state they left: pass resume_from")
@@ -177,4 +158,4 @@ def run_trial(
             )
         )
     model, _ = train(config, *train_xy, n_classes, callbacks=callbacks)
-    return model, TrialResult(curve=curve, pruned=watch.pruned, resumed_at=len(trained))
+    return model, TrialResult(curve=watch.curve, pruned=watch.pruned, resumed_at=len(trained))

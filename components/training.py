@@ -68,34 +68,10 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
             lr, decay_steps=decay_steps, decay_rate=k, staircase=config.lr_decay == "staircase"
         )
     if config.lr_decay == "inverse_sqrt":
-        return _inverse_sqrt_decay_class()(lr, k, decay_steps)
+        from components.schedules import InverseSqrtDecay  # imports Keras: only when a schedule is built
+
+        return InverseSqrtDecay(lr, k, decay_steps)
     raise ValueError(f"unknown lr_decay {config.lr_decay!r}")
-
-
-def _inverse_sqrt_decay_class() -> type:
-    import keras
-
-    @keras.saving.register_keras_serializable(package="mlstrategy")
-    class InverseSqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
-        """lr * k / sqrt(t), t = step / decay_steps, floored at t = 1."""
-
-        def __init__(self, initial_learning_rate: float, k: float, decay_steps: int) -> None:
-            self.initial_learning_rate = initial_learning_rate
-            self.k = k
-            self.decay_steps = decay_steps
-
-        def __call__(self, step: Any) -> Any:
-            t = keras.ops.maximum(keras.ops.cast(step, "float32") / self.decay_steps, 1.0)
-            return self.initial_learning_rate * self.k / keras.ops.sqrt(t)
-
-        def get_config(self) -> dict[str, Any]:
-            return {
-                "initial_learning_rate": self.initial_learning_rate,
-                "k": self.k,
-                "decay_steps": self.decay_steps,
-            }
-
-    return InverseSqrtDecay
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -316,11 +292,14 @@ def predict_classes(model: keras.Model, x: Any, chunk: int = 4096) -> np.ndarray
     return np.argmax(predict_probabilities(model, x, chunk), axis=1)
 
 
-def load_model(path: str | Path) -> keras.Model:
-    """A saved model for predicting (no optimizer: compile=False), in Keras' safe mode, with the
-    project's own layers registered first (a table's preprocessing)."""
+def load_model(path: str | Path, compile: bool = False) -> keras.Model:
+    """A saved model, in Keras' safe mode, with the project's own layers, schedules and callbacks
+    registered first. The project's one loader: load through it rather than `keras.saving.load_model`.
+    By default for predicting (no optimizer); `compile=True` restores the optimizer and its state too
+    (to continue training, or to read how far it trained)."""
     import keras
 
-    import components.preprocessing  # noqa: F401 (registers NumericFeatures, DateFeature)
+    import components.preprocessing  # registers NumericFeatures, DateFeature
+    import components.schedules  # noqa: F401 (registers InverseSqrtDecay, which a compiled model may use)
 
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    return keras.saving.load_model(path, compile=compile, safe_mode=True)
