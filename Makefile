@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The stage commands in dvc.yaml call `mlstrategy`, so the venv comes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test bench ui lint clean help
+.PHONY: setup lock run test bench ui lint clean help
 
 help:
 	@echo "make run    set up, then run the pipeline on the bundled data (dvc repro through Prefect, tracked in MLflow)"
@@ -15,14 +15,34 @@ help:
 	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
 	@echo "make bench  the benchmarks (pipeline overhead; split and validation at scale; diagnosis on planted problems; sweeps; error analysis and synthesis; a scheduled run with no new data; training throughput and memory; tables against gradient-boosted trees, at 1M rows)"
 	@echo "make lint   ruff"
+	@echo "make lock   re-resolve requirements.lock from pyproject.toml, keeping the pins that still fit"
 
 setup: $(STAMP)
 
+# uv installs the lock. pip bootstraps only uv itself, at the version pinned in requirements.lock (skipped
+# when the venv already has that uv); `uv pip sync` then makes the venv exactly the lock (adds, upgrades,
+# removes) and the project goes in editable, without dependencies of its own. uv keeps what it downloads
+# in its cache (~/.cache/uv; UV_CACHE_DIR moves it), so a second venv installs without downloading.
 $(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	pin=$$(grep -m1 -E '^uv==[0-9]' requirements.lock) && test -n "$$pin" && \
+	  { [ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$${pin#uv==}" ] || \
+	    $(BIN)/python -m pip install --quiet --disable-pip-version-check "$$pin"; }
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# requirements.lock anew: a clean venv gets the project with its dev and bench extras (plus uv and
+# setuptools, which setup needs), constrained by the current pins (delete or edit a pin to let it move);
+# the list becomes that venv's `uv pip freeze`, under the file's own comment lines. Then `make test`.
+LOCK_VENV := $(VENV)/.lock-venv
+lock: setup
+	rm -rf $(LOCK_VENV)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(LOCK_VENV)
+	$(BIN)/uv pip install --quiet --python $(LOCK_VENV)/bin/python -c requirements.lock -e '.[dev,bench]' uv setuptools
+	{ grep '^#' requirements.lock; $(BIN)/uv pip freeze --quiet --python $(LOCK_VENV)/bin/python --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
 
 run: setup
 	$(BIN)/mlstrategy run

@@ -24,7 +24,11 @@ ENVIRONMENT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     # Weights and data are never downloaded at run time.
     "HF_HUB_OFFLINE": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # TensorFlow's C++ log: 3 keeps only FATAL, so a healthy CPU run prints no E0000 line (at 2, "failed
+    # call to cuInit" on every machine without a GPU). The few I0000 lines TensorFlow writes while its
+    # libraries load, before absl's log is initialised (oneDNN, "Could not find cuda drivers"), are
+    # printed whatever this says. Set TF_CPP_MIN_LOG_LEVEL=0 to see everything again.
+    "TF_CPP_MIN_LOG_LEVEL": "3",
     "KERAS_BACKEND": "tensorflow",
 }
 
