@@ -226,28 +226,22 @@ def distribution_checks(
     def labels_of(code: int) -> np.ndarray:
         return labels[sampled & (codes == code)]
 
+    def compared(first: int, second: int) -> same_distribution.SameDistribution:
+        return same_distribution.same_distribution(
+            samples[first],
+            labels_of(first),
+            samples[second],
+            labels_of(second),
+            checks.alpha,
+            checks.max_domain_auc,
+            categorical=categorical,
+        )
+
     found: dict = {"dev_test_same_distribution": None, "train_vs_dev_domain_auc": None}
     if TEST in samples and len(samples[TEST]) >= 2:
-        dev_test = same_distribution.same_distribution(
-            samples[DEV],
-            labels_of(DEV),
-            samples[TEST],
-            labels_of(TEST),
-            checks.alpha,
-            checks.max_domain_auc,
-            categorical=categorical,
-        )
-        found["dev_test_same_distribution"] = dev_test.to_dict()
+        found["dev_test_same_distribution"] = compared(DEV, TEST).to_dict()
     if TRAIN in samples and len(samples[TRAIN]) >= 2:
-        train_dev_check = same_distribution.same_distribution(
-            samples[TRAIN],
-            labels_of(TRAIN),
-            samples[DEV],
-            labels_of(DEV),
-            checks.alpha,
-            checks.max_domain_auc,
-            categorical=categorical,
-        )
+        train_dev_check = compared(TRAIN, DEV)
         found["train_vs_dev_domain_auc"] = train_dev_check.domain_auc
         found["train_vs_dev"] = train_dev_check.to_dict()
     return found
