@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ FAST_PARAMS = {
     "compare": {"sizes": [1.0], "min_steps": 20},
 }
 
+
+# Over FAST_PARAMS, the session's one whole run of the pipeline on the bundled data (`pipeline`): the
+# default model family, a CNN on the bundled images (one small convolution block).
+PIPELINE_PARAMS = {"train": {"family": "auto", "cnn": {"filters": [8]}}}
 
 # Smaller still, for the modules that run the whole DAG with DVC (several times): they check its way
 # through, not the model's quality.
@@ -155,24 +160,45 @@ def digest(*paths: Path) -> dict[str, str]:
     return found
 
 
-def prepared_project(
-    target: Path, stages: tuple[str, ...] = ("ingest", "validate", "split"), params: dict | None = None
-) -> Path:
-    """A copy of the project in `target` with FAST_PARAMS (and `params` over them), whose first `stages`
-    have run (in process, against the session's Prefect API): the start of a module's tests that share
-    one set of splits."""
+DATA_STAGES = ("ingest", "validate", "split")
+
+
+def run_stages(project: Path, stages: tuple[str, ...]) -> Path:
+    """Run `stages` in `project` (in process, against the session's Prefect API), as execution
+    prepared-NAME (NAME: the project folder's)."""
     from pipelines.running.orchestration import run_stage
     from pipelines.store.params import load_params
 
-    copy_project(target)
-    write_params(target, FAST_PARAMS)
-    write_params(target, params or {})
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(target)
-        patch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{target.name}")
+        patch.chdir(project)
+        patch.setenv("MLSTRATEGY_EXECUTION_ID", f"prepared-{project.name}")
         params = load_params()
         for name in stages:
             run_stage(name, params)
+    return project
+
+
+def prepared_project(target: Path, stages: tuple[str, ...] = DATA_STAGES, params: dict | None = None) -> Path:
+    """A copy of the project in `target` with FAST_PARAMS (and `params` over them), whose first `stages`
+    have run: the start of a module's tests that share one set of splits."""
+    copy_project(target)
+    write_params(target, FAST_PARAMS)
+    write_params(target, params or {})
+    return run_stages(target, stages)
+
+
+def copy_of(source: Path, target: Path) -> Path:
+    """`target` as a copy of the project `source`, outputs and all, to change without running its stages
+    again; with an MLflow store of its own (an experiment records its artifact folder as an absolute path,
+    which would be the source's)."""
+    store = source / "mlflow"
+    shutil.copytree(
+        source,
+        target,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=lambda folder, names: names if Path(folder) == store else [],
+    )
     return target
 
 
@@ -188,12 +214,83 @@ def prefect_api() -> Iterator[str]:
         yield PREFECT_API_URL.value()
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real MLflow tracking server (`mlflow server` on 127.0.0.1, a free port) with its own store."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1"]
+    command += ["--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    command += ["--default-artifact-root", (root / "artifacts").as_uri()]
+    server = start_server(command, url, root / "server.log")
+    yield url
+    stop_process(server)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The session's whole run: the project (a git repository), the environment its `dvc repro` ran in,
+    that run's output, and the MLflow server it was tracked on."""
+
+    project: Path
+    env: dict[str, str]
+    first: subprocess.CompletedProcess
+    mlflow: str
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, prefect_api, mlflow_server) -> Iterator[Pipeline]:
+    """Every stage once for the session: `dvc repro` in a git repository holding a copy of the project
+    (FAST_PARAMS and PIPELINE_PARAMS), from a user's shell (`command_env`, stages forked from a warm stage
+    server), tracked on a real MLflow server. The flow tests and the end-to-end tests read it and leave it
+    as they found it; those that change it run last (`changes_pipeline`) or work on a copy (`copy_of`)."""
+    project = copy_project(tmp_path_factory.mktemp("pipeline"))
+    write_params(project, FAST_PARAMS)
+    write_params(project, PIPELINE_PARAMS)
+    git_repository(project)
+    env = {**command_env(prefect_api), "MLFLOW_TRACKING_URI": mlflow_server}
+    bin_dir = Path(sys.executable).parent
+    try:
+        first = subprocess.run(
+            [str(bin_dir / "dvc"), "repro"], cwd=project, env=env, capture_output=True, text=True
+        )
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        yield Pipeline(project, env, first, mlflow_server)
+    finally:
+        subprocess.run(
+            [str(bin_dir / "mlstrategy"), "stage-server", "stop"], cwd=project, env=env, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+def split_project(tmp_path_factory, prefect_api) -> Path:
+    """The project with FAST_PARAMS whose ingest, validate and split have run, once for the session: the
+    modules that start from the bundled data's splits take a copy (`copy_of`)."""
+    return prepared_project(tmp_path_factory.mktemp("split"))
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the project with fast params, as the working directory."""
     copy_project(tmp_path)
     write_params(tmp_path, FAST_PARAMS)
     return enter(tmp_path, monkeypatch)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "changes_pipeline: changes the session's whole run (`pipeline`): runs after every other test",
+    )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The tests that change the session's whole run go last, in their order: every test that reads it
+    has read it by then, and none of them runs the pipeline again for a copy."""
+    changing = [item for item in items if item.get_closest_marker("changes_pipeline")]
+    if changing:
+        items[:] = [item for item in items if item not in changing] + changing
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

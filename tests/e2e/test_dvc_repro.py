@@ -1,9 +1,9 @@
-"""End to end: `dvc repro` in a temporary git repository holding a copy of the project."""
+"""End to end: `dvc repro` in a temporary git repository holding a copy of the project: the session's whole
+run, read first; the tests that change it run last in the session."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.stages import STAGES
-from tests.conftest import DAG_PARAMS, FAST_PARAMS, command_env, copy_project, git_repository, write_params
+from tests.conftest import DAG_PARAMS, write_params
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -24,23 +24,24 @@ def dvc(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, prefect_api):
-    project = copy_project(tmp_path_factory.mktemp("e2e"))
-    # Small and fast: this module checks DVC's behaviour, not the sweep's or the loop's.
-    write_params(project, FAST_PARAMS)
-    write_params(project, DAG_PARAMS)
-    write_params(project, {"compare": {"end_to_end": False, "transfer": False, "multitask": False}})
-    git_repository(project)
-    env = command_env(prefect_api)
-    try:
-        first = dvc(project, env, "repro")
-        yield project, env, first
-    finally:
-        subprocess.run([str(BIN / "mlstrategy"), "stage-server", "stop"], cwd=project, env=env, check=False)
+def repo(pipeline):
+    """The session's whole run: `dvc repro` of every stage in a git repository holding a copy of the project,
+    from a user's shell, tracked on an MLflow server. Read, and left as found."""
+    return pipeline.project, pipeline.env, pipeline.first
+
+
+@pytest.fixture(scope="module")
+def changed(pipeline):
+    """The whole run again, for the tests that change it: they run last in the session (`changes_pipeline`),
+    in order. Small and fast from here on (every stage reruns on the next `dvc repro`): they check DVC's
+    behaviour, not the sweep's or the loop's."""
+    write_params(pipeline.project, DAG_PARAMS)
+    write_params(pipeline.project, {"compare": {"end_to_end": False, "transfer": False, "multitask": False}})
+    return pipeline.project, pipeline.env
 
 
 def test_repro_writes_metrics_and_one_mlflow_run(repo):
-    project, _, first = repo
+    project, env, first = repo
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     evaluation = json.loads((project / "metrics/evaluation.json").read_text())
@@ -50,7 +51,7 @@ def test_repro_writes_metrics_and_one_mlflow_run(repo):
 
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow/mlflow.db'}")
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])  # the tracking server the stages logged to
     every = mlflow.search_runs(experiment_names=["mlstrategy"], output_format="list")
     runs = [run for run in every if "mlflow.parentRunId" not in run.data.tags]  # recipe iterations are nested
     assert len(runs) == 1
@@ -69,8 +70,9 @@ def test_repro_right_after_does_nothing(repo):
     assert "up to date" in status.stdout
 
 
-def test_bad_params_stop_the_stage_with_one_message(repo):
-    project, env, _ = repo
+@pytest.mark.changes_pipeline
+def test_bad_params_stop_the_stage_with_one_message(changed):
+    project, env = changed
     before = (project / "metrics/evaluation.json").read_bytes()
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("  epochs: 2", "  epochs: -2\n  epohcs: 3"))
@@ -90,11 +92,12 @@ def test_bad_params_stop_the_stage_with_one_message(repo):
     assert (project / "metrics/evaluation.json").read_bytes() == before
 
 
-def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(repo):
+@pytest.mark.changes_pipeline
+def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(changed):
     import pandas as pd
     import yaml
 
-    project, env, _ = repo
+    project, env = changed
     raw, relabels, lock = (
         project / "data/raw/dataset.parquet",
         project / "data/relabels.csv",
@@ -138,14 +141,13 @@ def serve_once(project: Path, env: dict) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def champion(project: Path) -> str | None:
+def champion(env: dict) -> str | None:
+    """The champion's version in the registry of the tracking server in `env`."""
     from pipelines.tracking import registry
 
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow/mlflow.db'}"
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
         found = registry.version_of("mlstrategy", "mlstrategy", registry.CHAMPION)
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
     return None if found is None else str(found.version)
 
 
@@ -159,15 +161,53 @@ def batch(project: Path, rows: int, first: int = 9000):
     return new
 
 
-def test_scheduled_runs_take_new_data_quarantine_bad_batches_and_promote_by_the_test_set(repo):
+def register_a_worse_model(project: Path, env: dict, folder: Path) -> str:
+    """A new version of the registered model that answers one class to everything (the pipeline's model
+    with its weights zeroed), registered as the challenger from a run of its own: as the champion, any
+    trained challenger beats it on the test set."""
+    import numpy as np
+    import pandas as pd
+
+    from components.training import load_model
+    from pipelines.store.params import load_params
+    from pipelines.store.tables import classes
+    from pipelines.tracking import registry, runs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        patch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+        params = load_params()
+        model = load_model(project / "models/improved.keras")
+        for weight in model.trainable_weights:
+            weight.assign(np.zeros(weight.shape, weight.dtype))
+        worse = folder / "worse.keras"
+        model.save(worse)
+        train = pd.read_parquet(project / "data/splits/train.parquet")
+        schema = registry.serving_schema(params.data, train, classes(params.data))
+        client = runs.client(params.mlflow.experiment)
+        experiment = client.get_experiment_by_name(params.mlflow.experiment).experiment_id
+        run = client.create_run(experiment, run_name="a worse model").info.run_id
+        version = registry.register(
+            params.mlflow.experiment, params.mlflow.registered_model, run, worse, schema, train
+        )
+        client.set_terminated(run)
+    return version
+
+
+@pytest.mark.changes_pipeline
+def test_scheduled_runs_take_new_data_quarantine_bad_batches_and_promote_by_the_test_set(changed, tmp_path):
     from tests.conftest import digest
 
-    project, env, _ = repo
+    project, env = changed
+    # The champion: a model clearly worse than any the pipeline trains, so that the scheduled run below
+    # must promote its challenger (and a rollback has a promotion to undo).
+    worse = register_a_worse_model(project, env, tmp_path)
     done = subprocess.run(
         [str(BIN / "mlstrategy"), "promote"], cwd=project, env=env, capture_output=True, text=True
     )
-    assert done.returncode == 0 and "champion version (none) -> " in done.stdout, done.stderr
-    first = champion(project)
+    assert done.returncode == 0 and f"champion version (none) -> {worse}" in done.stdout, done.stderr
+    first = champion(env)
+    assert first == worse
     kept = digest(project / "models", project / "data/raw")
 
     # Nothing new in the landing folder: nothing runs, nothing is retrained.
@@ -186,22 +226,27 @@ def test_scheduled_runs_take_new_data_quarantine_bad_batches_and_promote_by_the_
     report = (quarantine / "bad.parquet.txt").read_text()
     assert "expect_column_values_to_be_in_set on column 'label'" in report and "42" in report
     assert (quarantine / "bad.parquet.data_docs/index.html").is_file()
-    assert digest(project / "models", project / "data/raw") == kept and champion(project) == first
+    assert digest(project / "models", project / "data/raw") == kept and champion(env) == first
 
     # A good batch: a new data version, the DAG reruns, the new model meets the champion on the test set.
     batch(project, 30, first=9100).to_parquet(landing / "good.parquet", index=False)
     outcome = serve_once(project, env)
-    assert outcome in ("scheduled run: challenger wins: promoted", "scheduled run: champion stays"), outcome
+    assert outcome == "scheduled run: challenger wins: promoted", outcome
     assert (project / "data/batches/good.parquet").is_file()
     assert digest(project / "data/raw") != {k: v for k, v in kept.items() if "data/raw" in k}
-    assert (champion(project) != first) == outcome.endswith("promoted")
+    promoted = champion(env)
+    assert promoted is not None and int(promoted) > int(first)  # the version this run registered
 
     # People can roll a promotion back, and promote by hand.
-    if outcome.endswith("promoted"):
-        back = subprocess.run(
-            [str(BIN / "mlstrategy"), "rollback"], cwd=project, env=env, capture_output=True, text=True
-        )
-        assert back.returncode == 0 and champion(project) == first, back.stderr
+    back = subprocess.run(
+        [str(BIN / "mlstrategy"), "rollback"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert back.returncode == 0 and f"champion version {promoted} -> {first}" in back.stdout, back.stderr
+    assert champion(env) == first
+    again = subprocess.run(
+        [str(BIN / "mlstrategy"), "promote", promoted], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and champion(env) == promoted, again.stderr
 
 
 def git(project: Path, *args: str) -> str:
@@ -209,11 +254,12 @@ def git(project: Path, *args: str) -> str:
     return subprocess.run(command, cwd=project, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_reproduce_push_pull_and_go_back_to_an_earlier_revision(repo, tmp_path):
+@pytest.mark.changes_pipeline
+def test_reproduce_push_pull_and_go_back_to_an_earlier_revision(changed, tmp_path):
     from pipelines.store.artifacts import remove_output
     from tests.conftest import digest
 
-    project, env, _ = repo
+    project, env = changed
     metrics = ("metrics/evaluation.json", "metrics/diagnosis.json", "metrics/split.json")
 
     def read_metrics(root: Path) -> dict[str, dict]:

@@ -1,7 +1,7 @@
 """The bad-input catalogue: one case per kind of bad data or bad parameter. Each must end the stage with
 one clear message naming what and where (no traceback), exit status 1, and the last good outputs
 unchanged (hashed before and after). Runs the CLI in-process (`mlstrategy stage NAME`) on a project whose
-ingest, validate and split once succeeded on the bundled data."""
+ingest, validate, split and compare once succeeded on the bundled data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.store import artifacts
-from tests.conftest import digest, enter, prepared_project, write_params
+from tests.conftest import DATA_STAGES, copy_of, digest, enter, run_stages, write_params
 
 # Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.
 OUTPUTS = {
@@ -30,8 +30,10 @@ OUTPUTS = {
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory, prefect_api):
-    return prepared_project(tmp_path_factory.mktemp("bad_input"))
+def good(tmp_path_factory, split_project):
+    """Every stage of OUTPUTS once succeeded: each case has last good outputs to keep."""
+    project = copy_of(split_project, tmp_path_factory.mktemp("bad_input"))
+    return run_stages(project, tuple(stage for stage in OUTPUTS if stage not in DATA_STAGES))
 
 
 @pytest.fixture
@@ -379,6 +381,7 @@ def test_bad_input_gets_one_clear_message_and_keeps_the_last_good_outputs(
     project, capsys, name, breaks, stages, says
 ):
     before = {stage: digest(*paths) for stage, paths in OUTPUTS.items()}
+    assert all(before.values()), {stage: len(found) for stage, found in before.items()}
     breaks(project)
     codes = []
     for stage in stages:

@@ -64,10 +64,21 @@ def test_a_busy_port_fails_fast_and_says_what_to_do(prefect_home, monkeypatch):
 def test_starts_a_local_server_once_and_reuses_it(prefect_home, monkeypatch):
     port = free_port()
     monkeypatch.setenv("PREFECT_SERVER_API_PORT", str(port))
+    starts, start = [], orchestration.start_local_server
+
+    def recorded(url, *args, **kwargs):
+        starts.append(url)
+        return start(url, *args, **kwargs)
+
+    # A second `prefect server start` on the port would say "already running" and be taken as success:
+    # count the starts instead.
+    monkeypatch.setattr(orchestration, "start_local_server", recorded)
     try:
         url = orchestration.ensure_prefect_api()
         assert url == f"http://127.0.0.1:{port}/api" and orchestration.api_healthy(url)
+        assert starts == [url]
         monkeypatch.delenv("PREFECT_API_URL")
-        assert orchestration.ensure_prefect_api() == url  # found running, not started again
+        assert orchestration.ensure_prefect_api() == url
+        assert starts == [url]  # found running, not started again
     finally:
         subprocess.run([orchestration.script("prefect"), "server", "stop"], capture_output=True)

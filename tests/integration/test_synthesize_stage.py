@@ -15,12 +15,12 @@ from pipelines.running.orchestration import run_stage
 from pipelines.store import artifacts
 from pipelines.store.params import load_params
 from pipelines.store.tables import read_splits
-from tests.conftest import enter, prepared_project, write_params
+from tests.conftest import copy_of, enter, write_params
 
 
 @pytest.fixture(scope="module")
-def splits(tmp_path_factory, prefect_api):
-    return prepared_project(tmp_path_factory.mktemp("synth"))
+def splits(tmp_path_factory, split_project):
+    return copy_of(split_project, tmp_path_factory.mktemp("synth"))
 
 
 @pytest.fixture

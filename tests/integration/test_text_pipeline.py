@@ -17,7 +17,7 @@ from pipelines.store.contract import write_contract
 from pipelines.store.params import load_params
 from tests.conftest import FAST_PARAMS, copy_project, enter, write_params
 
-pytest.importorskip("tensorflow", reason="WordPiece needs TensorFlow Text")
+pytest.importorskip("tensorflow_text", reason="WordPiece needs TensorFlow Text (tensorflow-text)")
 
 
 def reviews(n: int = 600, seed: int = 0) -> pd.DataFrame:

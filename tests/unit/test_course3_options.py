@@ -220,13 +220,49 @@ def test_a_local_keras_hub_preset_is_a_transfer_source_under_the_project_head(tm
     assert [type(layer) for layer in scratch.layers] == [type(layer) for layer in tuned.layers]
 
 
-def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_path, monkeypatch):
-    from keras_hub.src.utils import preset_utils
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
-    def no_download(preset, path):
-        raise AssertionError(f"keras-hub was asked for {path} of {preset}")
 
-    monkeypatch.setattr(preset_utils, "get_file", no_download)
+@pytest.fixture
+def network(monkeypatch):
+    """Every attempt to reach a host off this machine, refused and recorded at the socket layer, below
+    any library's own download code (keras-hub, kagglehub, requests, urllib all resolve names there)."""
+    import socket
+
+    attempts = []
+    resolve, connect = socket.getaddrinfo, socket.socket.connect
+
+    def local(host) -> bool:
+        return host is None or str(host) in LOCAL_HOSTS
+
+    def refused_resolve(host, *args, **kwargs):
+        if not local(host):
+            attempts.append(str(host))
+            raise socket.gaierror(f"no network in tests: {host}")
+        return resolve(host, *args, **kwargs)
+
+    def refused_connect(sock, address):
+        if isinstance(address, tuple) and not local(address[0]):
+            attempts.append(str(address[0]))
+            raise ConnectionRefusedError(f"no network in tests: {address}")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", refused_resolve)
+    monkeypatch.setattr(socket.socket, "connect", refused_connect)
+    return attempts
+
+
+def test_the_network_guard_catches_a_real_download(network):
+    """The positive control: what keras-hub does for a preset name (here, and not in the project's code)
+    reaches the guard, so an empty record in the tests below means nothing was asked for."""
+    import keras_hub
+
+    with pytest.raises(Exception):  # noqa: B017 (whichever error the download library makes of it)
+        keras_hub.models.Backbone.from_preset("resnet_18_imagenet")
+    assert network and not set(network) & LOCAL_HOSTS
+
+
+def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_path, monkeypatch, network):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"'resnet_18_imagenet' is not a local keras-hub preset directory"):
         transfer.load_preset("resnet_18_imagenet")
@@ -234,13 +270,16 @@ def test_only_a_local_preset_directory_is_loaded_and_nothing_is_downloaded(tmp_p
     with pytest.raises(ValueError, match=r"config.json, metadata.json, model.weights.h5 missing"):
         transfer.load_preset(tmp_path / "empty")
     preset = tiny_preset(tmp_path / "resnet")
+    assert transfer.is_backbone(transfer.load_preset(preset))  # a whole preset directory: loaded from disk
+    assert transfer.is_backbone(transfer.load_preset("resnet"))  # by a relative path too
     (preset / "model.weights.h5").unlink()
     missing = f"'{preset}' is not a keras-hub preset directory: model.weights.h5 missing"
     with pytest.raises(ValueError, match=re.escape(missing)):
         transfer.load_preset(preset)
+    assert network == []  # nothing was fetched, nor even looked up
 
 
-def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tmp_path, monkeypatch):
+def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tmp_path, monkeypatch, network):
     from pipelines.errors import UserError
     from pipelines.stages.compare import source_model
     from pipelines.store.params import CompareParams, load_params
@@ -261,6 +300,7 @@ def test_the_compare_stage_reads_a_preset_directory_and_refuses_a_preset_name(tm
         source_model(named("."), X[:0], Y[:0], 10)
     with pytest.raises(ValueError, match="is a download handle"):
         CompareParams(transfer_source="hf://keras/resnet_18_imagenet")
+    assert network == []
 
 
 def test_the_table_baselines_read_mixed_columns_and_a_text_of_few_words():

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -58,9 +59,17 @@ def test_same_seed_same_model(optimizer):
 
 
 def test_early_stopping_watches_validation():
-    config = TrainConfig(hidden_units=(4,), epochs=30, early_stopping=True, patience=1, learning_rate=0.5)
-    _, history = train(config, X, Y, 2, validation=(X, Y))
-    assert "val_loss" in history and len(history["loss"]) <= 30
+    # A case built to stall: validation labels are the opposite of train's, so the better the model fits
+    # train, the worse its validation loss, from the first epoch on.
+    flipped = (X, 1 - Y)
+    config = TrainConfig(hidden_units=(4,), epochs=20, early_stopping=True, patience=2, learning_rate=0.05)
+    _, stopped = train(config, X, Y, 2, validation=flipped)
+    assert "val_loss" in stopped and len(stopped["loss"]) < config.epochs  # stopped early
+    # ... `patience` epochs after the best validation loss, not before and not later.
+    assert len(stopped["loss"]) == int(np.argmin(stopped["val_loss"])) + 1 + config.patience
+    _, full = train(replace(config, early_stopping=False), X, Y, 2, validation=flipped)
+    assert len(full["loss"]) == config.epochs  # without early stopping: every epoch
+    assert full["val_loss"][: len(stopped["val_loss"])] == pytest.approx(stopped["val_loss"])
 
 
 @pytest.mark.parametrize(
