@@ -15,7 +15,7 @@ help:
 	@echo "make ui     the MLflow UI on http://127.0.0.1:5000"
 	@echo "make bench  the benchmarks (pipeline overhead; split and validation at scale; diagnosis on planted problems; sweeps; error analysis and synthesis; a scheduled run with no new data; training throughput and memory; tables against gradient-boosted trees, at 1M rows)"
 	@echo "make lint   ruff"
-	@echo "make lock   re-resolve requirements.lock from pyproject.toml, keeping the pins that still fit"
+	@echo "make lock   re-resolve requirements.lock from pyproject.toml under the current pins (delete or edit a pin to let it move)"
 
 setup: $(STAMP)
 

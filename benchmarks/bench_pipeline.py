@@ -28,9 +28,10 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.stages import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ("ingest", "validate", "split", "train", "evaluate", "diagnose", "sweep", "improve", "report")
 FLOW_LINE = re.compile(
     r"^(\d\d):(\d\d):(\d\d\.\d+) \| INFO +\| Flow run '[^']+' - "
     r"(?:Beginning flow run .* for flow '(?P<stage>\w+)'|Finished in state)"
@@ -102,7 +103,7 @@ def copy_project(target: Path) -> None:
 def wait_for_stage_server(project: Path, env: dict[str, str], timeout_s: float = 180) -> None:
     """The first repro starts the stage server in the background; the steady state needs it ready."""
     code = (
-        "import sys; from pathlib import Path; from pipelines import stage_server; "
+        "import sys; from pathlib import Path; from pipelines.running import stage_server; "
         "sys.exit(0 if stage_server.running(Path.cwd()) else 1)"
     )
     deadline = time.monotonic() + timeout_s

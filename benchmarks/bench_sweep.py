@@ -121,7 +121,8 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
     from components.models import build_model
     from components.training import make_optimizer
     from pipelines.store.params import load_params
-    from pipelines.store.tables import feature_columns, n_classes, xy
+    from pipelines.store.tables import classes as class_list
+    from pipelines.store.tables import feature_columns, xy
 
     os.chdir(project)
     params = load_params()
@@ -131,8 +132,9 @@ def peer_random_search(project: Path, space: dict, trials: int, epochs: int, see
         name: pd.read_parquet(project / "data" / "splits" / f"{name}.parquet") for name in ("train", "dev")
     }
     features = feature_columns(frames["train"].columns, params.data)
-    (x, y), (x_dev, y_dev) = (xy(frames[name], params.data, features) for name in ("train", "dev"))
-    classes = n_classes(params.data, frames["train"], frames["dev"])
+    labels = class_list(params.data)
+    (x, y), (x_dev, y_dev) = (xy(frames[name], params.data, features, labels) for name in ("train", "dev"))
+    classes = len(labels)
     curves: list[list[float]] = []
 
     class Model(kt.HyperModel):

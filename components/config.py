@@ -137,10 +137,6 @@ class AugmentConfig:
     def mixes(self) -> bool:
         return bool(self.mixup or self.cutmix)
 
-    @property
-    def in_model(self) -> bool:
-        return self.flip != "none" or self.rand_augment
-
 
 Decay = Literal["none", "inverse_time", "exponential", "staircase", "inverse_sqrt"]
 Switch = Literal["auto", "on", "off"]

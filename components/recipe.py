@@ -13,16 +13,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from components.config import TrainConfig
 from components.diagnosis import Diagnosis, Errors, Sizes, diagnose
 from components.evaluation import Candidate, select
-
-if TYPE_CHECKING:
-    from components.search_space import SearchSpace
+from components.search_space import DEFAULT_SPACE, SearchSpace, configure, sample
 
 
 @dataclass(frozen=True)
@@ -39,14 +37,10 @@ class Draw:
     space: Mapping[str, Mapping[str, Any]] | None = None
 
     def search_space(self) -> SearchSpace:
-        from components.search_space import DEFAULT_SPACE, SearchSpace
-
         return SearchSpace.from_params(self.space or DEFAULT_SPACE)
 
     def log_range(self, name: str) -> tuple[float, float]:
         """log10 of the space's bounds of `name` (a log-scale knob), else of the default space's."""
-        from components.search_space import DEFAULT_SPACE
-
         spec = (self.space or {}).get(name) or DEFAULT_SPACE[name]
         if spec.get("scale") != "log":
             spec = DEFAULT_SPACE[name]
@@ -125,8 +119,6 @@ def _dropout(config: TrainConfig, draw: Draw) -> dict[str, Any]:
 
 def _search(config: TrainConfig, draw: Draw) -> dict[str, Any]:
     # The sweep's space: log-scale learning rate, 1 - beta on a log scale, units, batch, layers.
-    from components.search_space import configure, sample
-
     [values] = sample(draw.search_space(), 1, int(draw.rng.integers(2**31)))
     changed = configure(config, values)
     # Field by field, not asdict: that would hand the nested configs (cnn, tabular, ...) back as dicts.

@@ -3,16 +3,14 @@ scale; momentum and Adam's betas as 1 - beta on a log scale; coarse to fine (sam
 best region, sample again); the most important hyperparameters first.
 
 Sampling and pruning are Optuna's (its RandomSampler on a box given as distributions, its median and
-successive-halving pruners); this module turns params into those distributions, shrinks the box between
-rounds, and trains one trial while reporting its dev metric each epoch. Nothing here knows about Prefect or
-MLflow: the `sweep` stage runs trials as tasks and logs them.
+successive-halving pruners); the box and its zooming are `components.search_space`'s. This module ranks
+trials, promotes them between rungs, and trains one trial while reporting its dev metric each epoch.
+Nothing here knows about Prefect or MLflow: the `sweep` stage runs trials as tasks and logs them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,12 +82,6 @@ def promote(scores: Sequence[float], higher_is_better: bool = True) -> list[int]
     """Indices of the trials successive halving promotes from a rung where they scored `scores`: the best
     1/REDUCTION_FACTOR of them (at least one), best first."""
     return _ranked(scores, higher_is_better)[: max(1, len(scores) // REDUCTION_FACTOR)]
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable digest of JSON-able parts: the study name of one sweep definition."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 @dataclass

@@ -293,8 +293,8 @@ def predict_classes(model: keras.Model, x: Any, chunk: int = 4096) -> np.ndarray
 
 
 def load_model(path: str | Path, compile: bool = False) -> keras.Model:
-    """A saved model, in Keras' safe mode, with the project's own layers, schedules and callbacks
-    registered first. The project's one loader: load through it rather than `keras.saving.load_model`.
+    """A saved model, in Keras' safe mode, with the project's own layers and schedules registered
+    first. The project's one loader: load through it rather than `keras.saving.load_model`.
     By default for predicting (no optimizer); `compile=True` restores the optimizer and its state too
     (to continue training, or to read how far it trained)."""
     import keras

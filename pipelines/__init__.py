@@ -11,6 +11,7 @@
     commands/  commands that are not stages: `init`, `relabel`
     cli.py     the `mlstrategy` command; errors.py  the one error a user sees without a traceback
 
-Stages import the plumbing and `components`; nothing imports a stage, `components` imports nothing of
-`pipelines`, and there is no import cycle (`tests/unit/test_deps.py` checks all three).
+Stages import the plumbing and `components`; no stage imports another (the plumbing reaches stages only
+through `stages.FLOWS`), `components` imports nothing of `pipelines`, and there is no import cycle
+(`tests/unit/test_deps.py` checks all three).
 """

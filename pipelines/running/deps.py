@@ -11,8 +11,8 @@ templates, metrics) are kept as written. A test checks the two agree; `--write` 
     python -m pipelines.running.deps           # list what dvc.yaml misses or names in vain; exit 1 if any
     python -m pipelines.running.deps --write   # rewrite dvc.yaml's code deps (comments kept)
 
-Imports only the standard library and `pipelines.stages`' table, so it runs without the project's
-third-party packages.
+Deriving needs only the standard library and `pipelines.stages`' table; reading dvc.yaml needs PyYAML,
+rewriting it ruamel.yaml (both in the lock).
 """
 
 from __future__ import annotations

@@ -62,11 +62,12 @@ def notes_for(found: dict, split: dict, params: Params) -> list[str]:
     if not split["sizes"].get("test"):
         notes.append("There is no test set: no unbiased estimate of the final performance.")
     for knob, gaps in diagnosis.NON_ORTHOGONAL_KNOBS.items():
-        if getattr(params.train, knob):
-            moved = " and ".join(gap.replace("_", " ") for gap in gaps)
-            notes.append(
-                f"{knob.replace('_', ' ').capitalize()} is on: it moves {moved} together (not orthogonal)."
-            )
+        moved = " and ".join(gap.replace("_", " ") for gap in gaps)
+        state = "on" if getattr(params.train, knob) else "off"
+        notes.append(
+            f"{knob.replace('_', ' ').capitalize()} is not an orthogonal knob: it moves {moved} together. "
+            f"It is {state} in this run."
+        )
     return notes
 
 
@@ -283,7 +284,6 @@ def report_flow(params: Params) -> dict:
             "validation": read_json(VALIDATION, "validate"),
             "tolerance": params.diagnose.tolerance,
             "knobs": diagnosis.KNOBS,
-            "early_stopping": params.train.early_stopping,
             "train_params": runs.flatten(params.train.to_dict()),
             "notes": notes_for(found, split, params),
             "figures": figures,

@@ -33,7 +33,9 @@ from tqdm.auto import tqdm
 
 from components import search_space, sweep
 from components.evaluation import Candidate, metric, select
+from pipelines.running.deps import ROOT as CODE_ROOT
 from pipelines.running.deps import stage_code
+from pipelines.shared.measure import trial_measures
 from pipelines.store.artifacts import (
     SWEEP,
     SWEEP_DIR,
@@ -41,6 +43,7 @@ from pipelines.store.artifacts import (
     SWEEP_TRIALS,
     atomic_output,
     file_digest,
+    fingerprint,
     split_path,
     write_frame,
     write_json,
@@ -82,8 +85,6 @@ def limit_threads(threads: int, slots: Any = None) -> None:
     # What a trial imports, once per worker rather than inside its first trial.
     import keras  # noqa: F401
     import optuna  # noqa: F401
-
-    import pipelines.shared.measure  # noqa: F401
 
 
 @functools.lru_cache(maxsize=2)
@@ -211,8 +212,6 @@ def _keep(model: Any, result: Any, study_name: str, number: int, screen: int | N
         with atomic_output(trial_checkpoint(study_name, number)) as tmp:
             model.save_weights(tmp)
     if not (result.pruned or screen):
-        from pipelines.shared.measure import trial_measures
-
         path = trial_model(study_name, number)
         with atomic_output(path) as tmp:
             model.save(tmp)
@@ -284,8 +283,8 @@ def open_study(params: Params, space: search_space.SearchSpace):
     options = params.sweep
     # New data or new training code make old trials incomparable: they start a new study.
     # The stage's code as dvc.yaml lists it (`pipelines.running.deps`), and the data it trains on.
-    sources = [split_path("train"), split_path("dev"), *stage_code("sweep")]
-    name = "sweep-" + sweep.fingerprint(
+    sources = [split_path("train"), split_path("dev"), *(CODE_ROOT / path for path in stage_code("sweep"))]
+    name = "sweep-" + fingerprint(
         space.to_dict(),
         options.model_dump(exclude={"workers", "dask_address", "storage"}),
         params.train.to_dict(),

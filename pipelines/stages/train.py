@@ -16,7 +16,6 @@ from prefect import flow, get_run_logger, task
 from components.columns import category_counts, n_rows, unusable_columns
 from components.config import TrainConfig
 from components.models import count_flops
-from components.sweep import fingerprint
 from components.training import accelerators, train
 from pipelines.errors import UserError
 from pipelines.store.artifacts import (
@@ -26,6 +25,7 @@ from pipelines.store.artifacts import (
     TRAINING,
     atomic_output,
     data_version,
+    fingerprint,
     write_frame,
     write_json,
 )

@@ -132,6 +132,12 @@ def remove_output(path: Path) -> None:
         path.unlink()
 
 
+def fingerprint(*parts: Any) -> str:
+    """A short stable digest of JSON-able parts: the name of one sweep study, of one checkpoint's config."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
 def file_digest(path: Path, algorithm: str = "blake2b") -> str:
     """The hex digest of a file's bytes, read in blocks."""
     with open(path, "rb") as handle:

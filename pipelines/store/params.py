@@ -423,7 +423,7 @@ class Params(_Section):
 
     def trial_config(self, values: dict[str, Any], epochs: int | None = None) -> TrainConfig:
         """The train config of a candidate: train's with `values` (knob -> value, from the search space)
-        set, for `epochs` (default: `trial_epochs`). The sweep and the recipe loop build trials with it."""
+        set, for `epochs` (default: `trial_epochs`): how the sweep builds its trials."""
         return configure(self.train, {**values, "epochs": epochs or self.trial_epochs})
 
     @model_validator(mode="after")

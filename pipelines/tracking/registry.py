@@ -33,8 +33,8 @@ PREVIOUS = "mlstrategy.previous_champion"
 
 # The registered model's code: logged by path as the pyfunc, not imported here. A stage that registers a
 # model depends on it (`pipelines.running.deps` reads CODE_DEPS as imports).
-SERVING = Path(__file__).with_name("serving.py")
 CODE_DEPS = ("pipelines.tracking.serving",)
+SERVING = Path(__file__).parents[2].joinpath(*CODE_DEPS[0].split(".")).with_suffix(".py")
 
 
 def serving_schema(data: DataParams, frame: pd.DataFrame, classes: list[Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ OUTPUTS = (artifacts.RAW_DATA, artifacts.VALIDATION, artifacts.DATA_DOCS, artifa
 def test_a_stage_killed_mid_write_keeps_the_last_good_outputs_and_the_next_run_is_clean(
     tmp_path_factory, split_project, prefect_api
 ):
-    project = copy_of(split_project, tmp_path_factory.mktemp("kill"))  # ingest and validate have run
+    project = copy_of(split_project, tmp_path_factory.mktemp("kill"))  # ingest, validate and split have run
     batch = project / artifacts.INGESTED
     frame = pd.read_parquet(batch)
     frame.loc[0, "label"] = (frame.loc[0, "label"] + 1) % 10  # a new batch: one label corrected

@@ -12,8 +12,7 @@ from pipelines.errors import UserError
 from pipelines.running.orchestration import run_stage
 from pipelines.store import artifacts
 from pipelines.store.params import load_params
-from tests.conftest import write_params
-from tests.integration.test_flows import digest
+from tests.conftest import digest, write_params
 
 
 def split(frame: pd.DataFrame | None = None) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from components.callbacks import DevMetricWatch, RestoreWeights
 from components.config import TrainConfig
 from components.schedules import InverseSqrtDecay
-from components.training import learning_rate_schedule, load_model
+from components.training import learning_rate_schedule
 
 
 def _expected(step: float, lr: float = 0.1, k: float = 0.5, decay_steps: int = 10) -> float:
@@ -35,7 +35,6 @@ def test_the_schedule_is_registered_once_under_the_project_package():
     assert keras.saving.get_registered_object("mlstrategy>InverseSqrtDecay") is InverseSqrtDecay
     config = TrainConfig(learning_rate=0.1, lr_decay="inverse_sqrt", decay_rate=0.5)
     # The same class every time a schedule is built, not a fresh one registered again.
-    assert type(learning_rate_schedule(config, 10)) is type(learning_rate_schedule(config, 10))
     assert type(learning_rate_schedule(config, 10)) is InverseSqrtDecay
     serialized = keras.saving.serialize_keras_object(InverseSqrtDecay(0.1, 0.5, 10))
     assert serialized["registered_name"] == "mlstrategy>InverseSqrtDecay"
@@ -48,16 +47,21 @@ def test_a_model_compiled_with_the_schedule_loads_with_the_same_learning_rate(tm
     model.optimizer.build(model.trainable_variables)  # saved with its state: 40 steps taken
     model.optimizer.iterations.assign(40)
     model.save(tmp_path / "model.keras")
-    loaded = load_model(tmp_path / "model.keras", compile=True)  # the project's one loader
-    schedule = loaded.optimizer._learning_rate  # Keras keeps the schedule object here
-    assert type(schedule) is InverseSqrtDecay and schedule.get_config() == {
-        "initial_learning_rate": 0.1,
-        "k": 0.5,
-        "decay_steps": 10,
-    }
-    assert int(loaded.optimizer.iterations) == 40
-    assert float(loaded.optimizer.learning_rate) == float(model.optimizer.learning_rate)
-    assert float(loaded.optimizer.learning_rate) == pytest.approx(_expected(40), rel=1e-6)
+    # Loaded in a fresh interpreter that imports nothing but the loader: it registers what it needs.
+    code = (
+        "import sys; from components.training import load_model; "
+        "m = load_model(sys.argv[1], compile=True); s = m.optimizer._learning_rate; "
+        "print(type(s).__module__, type(s).__name__, s.get_config()['k'], int(m.optimizer.iterations), "
+        "float(m.optimizer.learning_rate))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    module, name, k, steps, rate = done.stdout.split()[-5:]
+    assert (module, name, float(k), int(steps)) == ("components.schedules", "InverseSqrtDecay", 0.5, 40)
+    assert float(rate) == pytest.approx(float(model.optimizer.learning_rate), rel=1e-6)
+    assert float(rate) == pytest.approx(_expected(40), rel=1e-6)
 
 
 def _score(truth: np.ndarray, predicted: np.ndarray) -> float:

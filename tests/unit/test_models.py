@@ -216,7 +216,8 @@ def test_the_training_component_runs_on_jax():
             pytest.fail(f"MLSTRATEGY_REQUIRE_JAX=1 but {NO_JAX}", pytrace=False)
         pytest.skip(NO_JAX)
     code = (
-        "import numpy as np; from components.training import TrainConfig, train;"
+        "import numpy as np; from components.config import TrainConfig;"
+        "from components.training import train;"
         "x = np.random.default_rng(0).random((32, 64)).astype('float32');"
         "y = (x[:, 0] > 0.5).astype('int64');"
         "m, h = train(TrainConfig(hidden_units=(8,), epochs=1, image_shape=(8, 8)), x, y, 2);"

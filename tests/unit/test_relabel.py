@@ -104,8 +104,8 @@ def test_without_a_test_set_dev_alone_is_enough():
 
 
 def test_a_hand_edited_relabels_file_is_checked(tmp_path, monkeypatch):
-    from pipelines.commands.relabel import read_relabels
     from pipelines.errors import UserError
+    from pipelines.store.relabels import read_relabels
 
     monkeypatch.chdir(tmp_path)
     assert read_relabels(None).empty  # no file: no corrections
