@@ -47,8 +47,11 @@ lock: setup
 run: setup
 	$(BIN)/mlstrategy run
 
+# Tests in parallel on every core (at most 4): a worker takes a module, or every test of the session's
+# whole pipeline run, at a time (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,13 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The tests never read the user's Prefect profiles, nor start the local server a user's run would (port
+# 4200 in ~/.prefect, shared with anyone else on the machine): a Prefect home of their own, and the
+# session's API (`prefect_api`) exported to every stage and subprocess.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mlstrategy-tests-prefect-")
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_PROFILE", None)
 
 # The stages read these; set before anything imports Prefect, MLflow, GX or TensorFlow.
 from pipelines.running.runtime import configure_environment  # noqa: E402
@@ -211,7 +219,13 @@ def prefect_api() -> Iterator[str]:
     with prefect_test_harness(
         server_startup_timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
     ):
-        yield PREFECT_API_URL.value()
+        # Exported too: a stage run through the CLI (`main`, a subprocess) reads PREFECT_API_URL from the
+        # environment, and without it would start the user's local server.
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+        try:
+            yield PREFECT_API_URL.value()
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session")
@@ -285,12 +299,21 @@ def pytest_configure(config) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     """The tests that change the session's whole run go last, in their order: every test that reads it
-    has read it by then, and none of them runs the pipeline again for a copy."""
+    has read it by then, and none of them runs the pipeline again for a copy.
+
+    With pytest-xdist (`make test`: `--dist loadgroup`), one worker takes a whole group: every test of
+    the session's whole run (`pipeline`) is one group, so the run happens once and the changing tests
+    still come last; every other module is a group of its own, so its module fixtures run once."""
     changing = [item for item in items if item.get_closest_marker("changes_pipeline")]
     if changing:
         items[:] = [item for item in items if item not in changing] + changing
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "pipeline" if "pipeline" in item.fixturenames else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -304,3 +327,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if reports:
         passed = sum(report.passed for report in reports)
         terminalreporter.write_line(f"bad-input catalogue: {passed} of {len(reports)} cases pass")
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)

@@ -2,8 +2,10 @@
 dates, free text, missing values, ids and constant columns), through the README's commands in a git
 repository: `mlstrategy init`, then `mlstrategy run` (DVC, Prefect, MLflow for real). The registered model
 answers raw rows in the user's labels; every output speaks the user's class names; an edit of the file
-reruns from ingest; relabeling takes class names; scheduled batches with a new category pass with a
-warning, and one with an unknown class is quarantined."""
+reruns from ingest; relabeling takes class names. Scheduled runs (`mlstrategy serve --once`) take batches of
+raw rows: nothing new retrains nothing, a batch with an unknown class is quarantined with its report, one
+with a new category passes with a warning and its model is promoted over a worse champion by the test
+set; a promotion rolls back."""
 
 from __future__ import annotations
 
@@ -124,27 +126,103 @@ def test_an_edit_of_the_file_in_place_reruns_from_ingest_and_is_versioned(table)
     assert yaml.safe_load((project / "data/penguins.csv.dvc").read_text())["outs"][0]["md5"] != before
 
 
-def test_scheduled_batches_of_raw_rows(table):
+def serve_once(project: Path, env: dict) -> str:
+    """`mlstrategy serve --once`: one scheduled run, now; its outcome line."""
+    return mlstrategy(project, env, "serve", "--once").stdout.strip().splitlines()[-1]
+
+
+def champion(project: Path) -> str | None:
+    """The champion's version in the project's registry."""
+    from pipelines.tracking import registry
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow/mlflow.db'}")
+        found = registry.version_of("mlstrategy", "mlstrategy", registry.CHAMPION)
+    return None if found is None else str(found.version)
+
+
+def register_a_worse_model(project: Path, folder: Path) -> str:
+    """A new version of the registered model that answers one class to everything (the pipeline's model
+    with its weights zeroed), registered as the challenger from a run of its own: as the champion, any
+    trained challenger beats it on the test set."""
+    import numpy as np
+
+    from components.training import load_model
+    from pipelines.store.params import load_params
+    from pipelines.store.tables import classes
+    from pipelines.tracking import registry, runs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow/mlflow.db'}")
+        params = load_params()
+        model = load_model(project / "models/improved.keras")
+        for weight in model.trainable_weights:
+            weight.assign(np.zeros(weight.shape, weight.dtype))
+        worse = folder / "worse.keras"
+        model.save(worse)
+        train = pd.read_parquet(project / "data/splits/train.parquet")
+        schema = registry.serving_schema(params.data, train, classes(params.data))
+        client = runs.client(params.mlflow.experiment)
+        experiment = client.get_experiment_by_name(params.mlflow.experiment).experiment_id
+        run = client.create_run(experiment, run_name="a worse model").info.run_id
+        version = registry.register(
+            params.mlflow.experiment, params.mlflow.registered_model, run, worse, schema, train
+        )
+        client.set_terminated(run)
+    return version
+
+
+def test_scheduled_runs_take_raw_batches_quarantine_bad_ones_and_promote_by_the_test_set(table, tmp_path):
+    from tests.conftest import digest
+
     project, env, _, _ = table
     raw = pd.read_csv(project / "data/penguins.csv")
-    landing = project / "data/landing"
+    # The champion: a model clearly worse than any the pipeline trains, so that the scheduled run below
+    # must promote its challenger (and a rollback has a promotion to undo).
+    worse = register_a_worse_model(project, tmp_path)
+    assert f"champion version (none) -> {worse}" in mlstrategy(project, env, "promote").stdout
+    first = champion(project)
+    assert first == worse
+    kept = digest(project / "models", project / "data/raw")
+
+    # Nothing new in the landing folder: nothing runs, nothing is retrained.
+    assert serve_once(project, env) == "scheduled run: nothing new: nothing retrained"
+    assert digest(project / "models", project / "data/raw") == kept
+
+    # A batch of raw rows with a class the data never had: quarantined with its report; the data version
+    # and the champion stay.
+    landing, quarantine = project / "data/landing", project / "data/quarantine"
     landing.mkdir()
     unknown = raw.tail(6).copy()
     unknown[LABEL] = "Emperor penguin (Aptenodytes forsteri)"
-    unknown.to_csv(landing / "a_unknown_class.csv", index=False)
+    unknown.to_csv(landing / "unknown_class.csv", index=False)
+    outcome = serve_once(project, env)
+    assert "every new batch failed validation" in outcome and "the champion stays" in outcome
+    assert (quarantine / "unknown_class.csv").is_file() and not (landing / "unknown_class.csv").exists()
+    report = (quarantine / "unknown_class.csv.txt").read_text()
+    assert f"on column '{LABEL}'" in report and "Emperor penguin" in report
+    assert (quarantine / "unknown_class.csv.data_docs/index.html").is_file()
+    assert digest(project / "models", project / "data/raw") == kept and champion(project) == first
+
+    # New rows from an island the data never had (a new category passes with a warning): a new data
+    # version, the DAG reruns, the new model meets the champion on the test set and wins.
     new_island = raw.tail(8).copy()
     new_island["Island"] = "Deception"
     new_island["Culmen Length (mm)"] += 0.01  # new rows, so new ids
-    new_island.to_csv(landing / "b_new_island.csv", index=False)
-    done = mlstrategy(project, env, "serve", "--once")
-    assert done.stdout.strip().splitlines()[-1] in (
-        "scheduled run: challenger wins: promoted",
-        "scheduled run: champion stays",
-        "scheduled run: first champion",
-    )
-    report = (project / "data/quarantine/a_unknown_class.csv.txt").read_text()
-    assert f"on column '{LABEL}'" in report and "Emperor penguin" in report
-    assert (project / "data/batches/b_new_island.csv").is_file()
+    new_island.to_csv(landing / "new_island.csv", index=False)
+    assert serve_once(project, env) == "scheduled run: challenger wins: promoted"
+    assert (project / "data/batches/new_island.csv").is_file()
     validation = json.loads((project / "metrics/validation.json").read_text())
     assert validation["new_categories"] == [{"column": "Island", "rows": 8, "values": ["Deception"]}]
-    assert set(registered(project, "champion").predict(new_island.drop(columns=[LABEL]))) <= set(raw[LABEL])
+    assert digest(project / "data/raw") != {k: v for k, v in kept.items() if "data/raw" in k}
+    promoted = champion(project)
+    assert promoted is not None and int(promoted) > int(first)  # the version this run registered
+    answers = registered(project, "champion").predict(new_island.drop(columns=[LABEL]))
+    assert set(answers) <= set(raw[LABEL])
+
+    # People can roll a promotion back, and promote by hand.
+    assert f"champion version {promoted} -> {first}" in mlstrategy(project, env, "rollback").stdout
+    assert champion(project) == first
+    mlstrategy(project, env, "promote", promoted)
+    assert champion(project) == promoted
