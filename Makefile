@@ -47,8 +47,9 @@ lock: setup
 run: setup
 	$(BIN)/mlstrategy run
 
-# Tests in parallel on every core (at most 4): a worker takes a module, or every test of the session's
-# whole pipeline run, at a time (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+# Tests in parallel on every core (at most 4): a worker takes a module, or every test of the session's whole
+# pipeline run, at a time (tests/conftest.py). More workers than cores, or the longest modules first, measured
+# slower: the long tests train on every core. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: setup
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
@@ -71,5 +72,6 @@ ui: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Generated outputs only: data/quarantine (the only copy of refused batches), data/landing and data/batches stay.
 clean:
-	rm -rf data/ingested data/raw data/splits data/synthesized data/quarantine sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv
+	rm -rf data/ingested data/raw data/splits data/synthesized sweeps models reports/strategy.html reports/data_docs reports/failed metrics/*.json metrics/*.csv

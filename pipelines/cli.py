@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
+from pipelines.errors import DISK_FULL, NoSpace, UserError
 from pipelines.running.runtime import configure_environment, dvc_env, project_root, script
 from pipelines.stages import STAGES
 
@@ -483,11 +483,12 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pipelines.running import scheduled
-    from pipelines.running.orchestration import ensure_prefect_api
+    from pipelines.running.orchestration import console_without_tracebacks, ensure_prefect_api
     from pipelines.store.params import load_params
 
     load_params()  # fail on bad params before serving anything
     api = ensure_prefect_api()
+    console_without_tracebacks()
     if args.once:
         outcome = scheduled.scheduled_pipeline()["outcome"]
         print(f"scheduled run: {outcome}")
@@ -539,8 +540,11 @@ def cmd_stage_server(args: argparse.Namespace) -> int:
     elif args.action == "start":
         print("starting" if stage_server.start_in_background(root) else "already running or starting")
     else:
-        state = "running" if stage_server.running(root) else "not running"
-        print(f"{state} ({stage_server.socket_path(root)})")
+        try:
+            where = stage_server.socket_path(root)
+        except stage_server.Unsafe as error:
+            raise UserError(str(error)) from None
+        print(f"{'running' if stage_server.running(root) else 'not running'} ({where})")
     return 0
 
 
@@ -584,12 +588,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "diagnose":
             os.chdir(project_root())
         return COMMANDS[args.command][1](args)
-    except UserError as error:
-        label = " ".join(["mlstrategy", args.command] + ([args.name] if args.command == "stage" else []))
-        print(f"{label}: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        label = " ".join(["mlstrategy", args.command] + ([args.name] if args.command == "stage" else []))
+        error = as_user_error(error)
+        print(f"{label}: error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def as_user_error(error: Exception) -> UserError:
+    """`error` as the message a user sees: a UserError as it is; a full disk as NoSpace; anything else (a
+    bug) in one line, its traceback written to a file the message names (MLSTRATEGY_DEBUG=1 raises it)."""
+    import tempfile
+    import traceback
+
+    if isinstance(error, UserError):
+        return error
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        where = f" writing {error.filename}" if error.filename else ""
+        return NoSpace(
+            f"no space left on the device{where}; the last good outputs are kept; free some and rerun"
+        )
+    if os.environ.get("MLSTRATEGY_DEBUG") == "1":
+        raise error
+    log = Path(tempfile.gettempdir(), f"mlstrategy-error-{os.getpid()}.txt")
+    log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    first = str(error).splitlines()[0] if str(error) else ""
+    return UserError(
+        f"unexpected {type(error).__name__}: {first} (a bug: the traceback is in {log}; "
+        "MLSTRATEGY_DEBUG=1 shows it here)"
+    )
 
 
 if __name__ == "__main__":

@@ -96,11 +96,28 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def git_repository(project: Path) -> Path:
-    """`project` as a git repository with everything in it committed, as a clone is."""
+# What a clone of the project holds in git (the rest, outputs included, is DVC's or generated).
+SOURCES = (
+    "params.yaml",
+    "dvc.yaml",
+    "pyproject.toml",
+    ".gitignore",
+    ".dvcignore",
+    ".dvc",
+    "components",
+    "pipelines",
+    "data/contract.yaml",
+    "data/relabels.csv",
+)
+
+
+def git_repository(project: Path, sources_only: bool = False) -> Path:
+    """`project` as a git repository with everything in it committed, as a clone is; `sources_only`: only
+    SOURCES, for a copy whose stages have run outside DVC (their outputs are DVC's to track)."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    paths = [name for name in SOURCES if (project / name).exists()] if sources_only else ["-A"]
+    subprocess.run([*git, "add", *paths], cwd=project, check=True)
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=project, check=True)
     return project
 
@@ -316,17 +333,22 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+CATALOGUES = {"test_bad_input.py::": "bad-input catalogue", "test_faults.py::": "fault catalogue"}
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The bad-input catalogue's count, in the test output: how many of its cases passed."""
+    """Each catalogue's count, in the test output: how many of its cases passed."""
     reports = [
         report
         for outcome in ("passed", "failed", "error", "skipped")
         for report in terminalreporter.stats.get(outcome, [])
-        if "test_bad_input.py::" in report.nodeid and (report.when == "call" or not report.passed)
+        if report.when == "call" or not report.passed
     ]
-    if reports:
-        passed = sum(report.passed for report in reports)
-        terminalreporter.write_line(f"bad-input catalogue: {passed} of {len(reports)} cases pass")
+    for marker, name in CATALOGUES.items():
+        found = [report for report in reports if marker in report.nodeid]
+        if found:
+            passed = sum(report.passed for report in found)
+            terminalreporter.write_line(f"{name}: {passed} of {len(found)} cases pass")
 
 
 def pytest_unconfigure(config) -> None:

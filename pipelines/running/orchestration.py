@@ -46,8 +46,11 @@ def configured_api_url() -> str | None:
     path = Path(os.environ.get("PREFECT_PROFILES_PATH", prefect_home() / "profiles.toml")).expanduser()
     try:
         profiles = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        # Not a silent local server instead of the one the user configured: they fix the file or unset it.
+        raise UserError(f"{path}: Prefect's profiles cannot be read ({error}); fix it or remove it") from None
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
     return profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL") or None
 
@@ -129,6 +132,27 @@ def ensure_prefect_api() -> str:
     return url
 
 
+class _NoTraceback(logging.Filter):
+    """A failed flow or task is one line on the console: the command says what failed (a bug's traceback
+    goes to a file it names), and Prefect's API log, handled before the console, keeps the traceback for
+    the UI."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's console handler (on the root logger once Prefect has set up its logging) drops tracebacks."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, _NoTraceback) for f in handler.filters
+        ):
+            handler.addFilter(_NoTraceback())
+
+
 def _drop_drain_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Still processing items")
 
@@ -147,6 +171,7 @@ def run_stage(name: str, params: Any) -> None:
     events_logger = logging.getLogger("prefect.EventsWorker")
     if _drop_drain_notice not in events_logger.filters:
         events_logger.addFilter(_drop_drain_notice)
+    console_without_tracebacks()
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = flow(params, return_state=True)
     if state.is_failed():

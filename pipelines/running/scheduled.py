@@ -3,9 +3,10 @@ schedule (cron or interval) against a Prefect server.
 
 1. New batches in the landing folder (params.yaml schedule.landing). None: the run ends there, nothing
    retrained.
-2. Each batch moves to data/batches and `dvc repro validate` checks it (ingest, then the contract and the
-   drift guard). A batch that fails goes to the quarantine folder with the message and its Data Docs; the
-   current data version and the champion stay.
+2. Each batch that has settled moves to data/batches and `dvc repro validate` checks it (ingest, then the
+   contract and the drift guard). A batch whose data is bad goes to the quarantine folder with the message
+   and its Data Docs; the current data version and the champion stay. A failure that is not the data's
+   (a server, DVC's lock, the machine) gives the batch back to landing and fails the run.
 3. With a batch accepted, `dvc repro`: the DAG on the new data version; `report` registers the model as the
    registry's challenger.
 4. The challenger against the champion on the same test set under the selection rule (the optimizing
@@ -13,63 +14,104 @@ schedule (cron or interval) against a Prefect server.
    champion when it wins, or when there is none.
 5. `dvc push` when a default DVC remote is configured.
 
-Each run leaves its summary as a Prefect markdown artifact and as tags of its MLflow run.
+Each run leaves its summary as a Prefect markdown artifact and as tags of its MLflow run. Where every batch
+is, the lock that keeps two runs apart and the journal a killed run is finished from: `store.landing`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import subprocess
-import threading
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from components.evaluation import Candidate, metric, select
-from pipelines.errors import UserError
+from pipelines.errors import DataError, TemporaryFailure
 from pipelines.running import stage_server
 from pipelines.running.runtime import EXECUTION_ENV, dvc_env, execution_id, script
-from pipelines.store.artifacts import BATCHES, FAILED_DATA_DOCS, batch_files, data_version, write_text
+from pipelines.store import landing as landing_state
+from pipelines.store.artifacts import FAILED_DATA_DOCS, data_version
 from pipelines.store.params import Params, load_params
 from pipelines.tracking import registry, runs
 
 SUMMARY_KEY = "scheduled-run-summary"
+# `mlstrategy stage` ends with this status when the data is bad (errors.DataError): DVC reports it as
+# "exited with 65". Any other failure is the machine's, a server's or the settings' (errors).
+DATA_STATUS = f"exited with {DataError.exit_code}"
 
 
-def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    """`dvc ARGS` in the project, as part of this execution (its stages log to the same MLflow run)."""
+@dataclass(frozen=True)
+class DvcRun:
+    """One `dvc` command of a scheduled run: its exit status and output, and what a failure was."""
+
+    returncode: int
+    output: str
+
+    @property
+    def data_error(self) -> bool:
+        """Failed because the data is bad (a stage exited with DataError's status)."""
+        return self.returncode != 0 and DATA_STATUS in self.output
+
+    def message(self, lines: int = 30) -> str:
+        """The stage's own message (its `error:` lines and their details), else the output's end."""
+        found, inside = [], False
+        for line in self.output.splitlines():
+            if "error:" in line.lower():
+                found.append(line)
+                inside = True
+            elif inside and line.startswith((" ", "\t")):  # the details under an error line
+                found.append(line)
+            else:
+                inside = False
+        return "\n".join(found[-lines:]) or self.output[-4000:]
+
+
+def dvc(*args: str) -> DvcRun:
+    """`dvc ARGS` in the project, as part of this execution (its stages log to the same MLflow run): the one
+    place a scheduled run runs DVC."""
     env = dvc_env({EXECUTION_ENV: execution_id()})
-    return subprocess.run([script("dvc"), *args], env=env, capture_output=capture, text=True, check=False)
+    done = subprocess.run([script("dvc"), *args], env=env, capture_output=True, text=True, check=False)
+    return DvcRun(done.returncode, done.stdout + done.stderr)
 
 
 @task(cache_policy=NO_CACHE)
-def take_batch(batch: Path, quarantine: Path) -> str | None:
-    """Move `batch` into data/batches and validate it; on failure move it (with the message and the Data
-    Docs) to `quarantine` and return the message, else None."""
-    accepted = BATCHES / batch.name
-    if accepted.exists():
-        raise UserError(f"{batch}: a batch named {batch.name} was accepted before ({accepted}); rename it")
-    shutil.move(batch, accepted)
-    done = dvc("repro", "validate", capture=True)
+def judge_batch(batch: Path, quarantine: Path, landing: Path, accepted: list[str]) -> str | None:
+    """Take `batch` and validate it (`dvc repro validate`): accepted (None), or quarantined with the
+    reason (returned). A failure that is not the data's gives the batch back to landing and raises."""
+    before = landing_state.accepted_before(batch)
+    if before is not None:
+        reason = (
+            f"a batch named {batch.name} was accepted before ({before}); a batch is never replaced: rename "
+            "this one and put it in landing again if it is new data"
+        )
+        landing_state.quarantine(batch, quarantine, reason)
+        return reason
+    taken = landing_state.take(batch, accepted)
+    done = dvc("repro", "validate")
     if done.returncode == 0:
+        landing_state.Journal.between([*accepted, batch.name])
         return None
-    quarantine.mkdir(parents=True, exist_ok=True)
-    shutil.move(accepted, quarantine / batch.name)
-    errors = [line for line in (done.stdout + done.stderr).splitlines() if "error:" in line or "- " in line]
-    message = "\n".join(errors[-30:]) or (done.stdout + done.stderr)[-4000:]
-    write_text(quarantine / f"{batch.name}.txt", message + "\n")
-    if FAILED_DATA_DOCS.is_dir():
-        shutil.copytree(FAILED_DATA_DOCS, quarantine / f"{batch.name}.data_docs", dirs_exist_ok=True)
-    return message
+    if done.data_error:
+        landing_state.quarantine(taken, quarantine, done.message(), FAILED_DATA_DOCS)
+        landing_state.Journal.between(accepted)
+        return done.message()
+    back = landing_state.give_back(taken, landing)
+    landing_state.Journal.between(accepted)
+    raise TemporaryFailure(
+        f"`dvc repro validate` failed for a reason other than the data (exit {done.returncode}); "
+        f"{batch.name} is back in landing as {back.name}, nothing quarantined:\n{done.message(12)}"
+    )
 
 
 @task(cache_policy=NO_CACHE)
 def challenger_wins(params: Params) -> dict:
     """Champion and challenger on the current test set (dev when there is none) under the selection rule;
-    promote the challenger when it wins or when there is no champion."""
+    promote the challenger when it wins or when there is no champion. A registry that does not answer
+    raises Unavailable: nothing is promoted."""
     from components.training import load_model, predict_classes
     from pipelines.shared.measure import trial_measures
     from pipelines.store.tables import classes, read_splits
@@ -90,10 +132,11 @@ def challenger_wins(params: Params) -> dict:
     x, y = arrays[split]
     candidates, found = [], {}
     for role, version in ((registry.CHAMPION, champion), (registry.CHALLENGER, challenger)):
-        path = registry.model_file(experiment, name, str(version.version))
-        model = load_model(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = registry.model_file(experiment, name, str(version.version), Path(tmp))
+            model = load_model(path)
+            measures = trial_measures(model, x, path)  # as a sweep or recipe candidate is measured
         value = metric(params.evaluate.optimizing_metric, y, predict_classes(model, x), len(labels))
-        measures = trial_measures(model, x, path)  # as a sweep or recipe candidate is measured
         # The selection rule, here on the test set both models are scored on now.
         candidates.append(Candidate(role, value, measures))
         found[role] = {"version": str(version.version), split: value, **measures}
@@ -108,8 +151,8 @@ def challenger_wins(params: Params) -> dict:
 
 
 def has_default_remote() -> bool:
-    done = dvc("remote", "default", capture=True)
-    return done.returncode == 0 and bool(done.stdout.strip())
+    done = dvc("remote", "default")
+    return done.returncode == 0 and bool(done.output.strip())
 
 
 @flow(name="scheduled_pipeline")
@@ -118,40 +161,73 @@ def scheduled_pipeline() -> dict:
     beats the champion (see the module's docstring)."""
     from prefect.runtime import flow_run
 
+    from pipelines.running.orchestration import console_without_tracebacks
+
+    console_without_tracebacks()  # also when the served process runs this flow in a process of its own
     # Every stage of this run logs to one MLflow run, found by the Prefect flow run's id.
     os.environ[EXECUTION_ENV] = f"scheduled-{flow_run.id}"
-    logger = get_run_logger()
     params = load_params()
-    landing, quarantine = Path(params.schedule.landing), Path(params.schedule.quarantine)
-    batches = batch_files(landing) if landing.is_dir() else []
+    landing = Path(params.schedule.landing)
+    with landing_state.exclusive() as mine:
+        if not mine:
+            summary = {"landing": str(landing), "new_batches": []}
+            summary["outcome"] = (
+                f"skipped: another scheduled run (pid {landing_state.holder()}) holds {landing_state.LOCK}"
+            )
+            return report(params, summary)
+        return _run(params, landing, Path(params.schedule.quarantine))
+
+
+def _run(params: Params, landing: Path, quarantine: Path) -> dict:
+    logger = get_run_logger()
+    journal = landing_state.recover(landing)
+    resumed = journal.phase if journal is not None else None
+    batches, changing = landing_state.settled(landing, params.schedule.settle_s)
     summary: dict = {"landing": str(landing), "new_batches": [b.name for b in batches]}
-    if not batches:
+    if changing:
+        summary["left_for_next_run"] = [b.name for b in changing]
+        logger.info("still being written, left for the next run: %s", ", ".join(b.name for b in changing))
+    if resumed:
+        summary["resumed"] = resumed
+        logger.warning("the last scheduled run stopped while %s: this run goes on from there", resumed)
+    if not batches and not resumed:
+        landing_state.Journal.clear()
         summary["outcome"] = "nothing new: nothing retrained"
         return report(params, summary)
+    accepted = list(journal.accepted) if journal is not None else []
     quarantined = {}
     for batch in batches:
-        message = take_batch(batch, quarantine)
-        if message is not None:
-            logger.error("%s failed validation, moved to %s:\n%s", batch.name, quarantine, message)
+        message = judge_batch(batch, quarantine, landing, accepted)
+        if message is None:
+            accepted.append(batch.name)
+        else:
+            logger.error("%s refused, moved to %s:\n%s", batch.name, quarantine, message)
             quarantined[batch.name] = message
-    accepted = [b.name for b in batches if b.name not in quarantined]
     summary.update({"accepted": accepted, "quarantined": sorted(quarantined)})
-    if not accepted:
-        dvc("repro", "validate", capture=True)  # back to the last good data version's ingest
+    if not accepted and resumed != landing_state.COMPARING:
+        dvc("repro", "validate")  # back to the last good data version's ingest
+        landing_state.Journal.clear()
         summary["outcome"] = f"every new batch failed validation (in {quarantine}); the champion stays"
         return report(params, summary)
-    if stage_server.enabled():
-        stage_server.start_in_background(Path.cwd())
-    done = dvc("repro")
-    if done.returncode != 0:
-        raise UserError(f"`dvc repro` failed (exit {done.returncode}) on the new data; the champion stays")
+    if resumed != landing_state.COMPARING:
+        landing_state.Journal(landing_state.TRAINING, accepted=accepted).write()
+        if stage_server.enabled():
+            stage_server.start_in_background(Path.cwd())
+        done = dvc("repro")
+        if done.returncode != 0:
+            raise TemporaryFailure(
+                f"`dvc repro` failed (exit {done.returncode}) on the new data; the champion stays, and the "
+                f"next run trains again:\n{done.message(12)}"
+            )
+    landing_state.Journal(landing_state.COMPARING, accepted=accepted).write()
     summary["comparison"] = challenger_wins(params)
+    landing_state.Journal.clear()
     summary["data_md5"] = data_version()
     if has_default_remote():
-        pushed = dvc("push", capture=True)
+        pushed = dvc("push")
         summary["pushed"] = pushed.returncode == 0
         if pushed.returncode:
-            logger.warning("dvc push failed: %s", pushed.stderr[-2000:])
+            logger.warning("dvc push failed: %s", pushed.output[-2000:])
     summary["outcome"] = summary["comparison"]["decision"]
     return report(params, summary)
 
@@ -178,52 +254,7 @@ def report(params: Params, summary: dict) -> dict:
 
 
 def serve(cron: str | None = None, interval: float | None = None, name: str = "nightly") -> None:
-    """Serve scheduled_pipeline on `cron` or every `interval` seconds until interrupted."""
-    stop = threading.Event()
-    every = min(30.0, interval / 2) if interval else 30.0
-    keeper = threading.Thread(
-        target=keep_scheduled, args=(f"{scheduled_pipeline.name}/{name}", stop, every), daemon=True
-    )
-    keeper.start()
-    try:
-        # limit=1: two runs at once would move the same batches and race on the stores.
-        scheduled_pipeline.serve(name=name, cron=cron, interval=interval, tags=["mlstrategy"], limit=1)
-    finally:
-        stop.set()
-
-
-def keep_scheduled(deployment: str, stop: threading.Event, every_s: float, ahead: int = 3) -> None:
-    """Keep the next `ahead` runs of `deployment`'s schedules created on the server, every `every_s`.
-
-    The Prefect server's own scheduler does this, but with the SQLAlchemy 2.1 this project installs its
-    bulk insert fails ("Can't evaluate bulk DML statement"), so served deployments never ran. The runs are
-    created one by one through the API with the idempotency key the server's scheduler uses, so the two
-    never make the same run twice. A server that is down or restarting is simply tried again.
-    """
-    import asyncio
-    import datetime
-
-    from prefect.client.orchestration import get_client
-    from prefect.server.schemas import schedules
-    from prefect.states import Scheduled
-
-    while not stop.is_set():
-        try:
-            with get_client(sync_client=True) as client:
-                found = client.read_deployment_by_name(deployment)
-                now = datetime.datetime.now(datetime.UTC)
-                for item in found.schedules:
-                    if not item.active:
-                        continue
-                    kind = getattr(schedules, type(item.schedule).__name__)
-                    dates = asyncio.run(kind(**item.schedule.model_dump()).get_dates(n=ahead, start=now))
-                    for date in dates:
-                        client.create_flow_run_from_deployment(
-                            found.id,
-                            state=Scheduled(scheduled_time=date),
-                            idempotency_key=f"scheduled {found.id} {item.id} {date}",
-                            tags=["mlstrategy", "auto-scheduled"],
-                        )
-        except Exception as error:  # not deployed yet, or the server is restarting: next round
-            logging.getLogger(__name__).debug("scheduling %s: %s", deployment, error)
-        stop.wait(every_s)
+    """Serve scheduled_pipeline on `cron` or every `interval` seconds until interrupted: a deployment whose
+    runs the Prefect server's scheduler creates, and this process runs (`flow.serve`)."""
+    # limit=1: two runs at once would wait on the landing lock for nothing.
+    scheduled_pipeline.serve(name=name, cron=cron, interval=interval, tags=["mlstrategy"], limit=1)

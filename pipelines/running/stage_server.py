@@ -31,6 +31,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -44,6 +45,8 @@ from typing import Any
 
 SWITCH = "MLSTRATEGY_STAGE_SERVER"
 IDLE_TIMEOUT_S = 20 * 60
+REPLY_TIMEOUT_S = 10.0  # for the server's first answer (accepted or not), which never waits on a stage
+REQUEST_TIMEOUT_S = 2.0  # for a whole request once connected: a stalled client holds up others no longer
 PRELOAD = (
     "numpy",
     "pandas",
@@ -72,6 +75,9 @@ FINGERPRINT_PREFIXES = ("PREFECT_", "MLFLOW_", "KERAS_", "TF_", "GX_", "CUDA_", 
 FINGERPRINT_NAMES = ("DO_NOT_TRACK", "PYTHONPATH", "PYTHONHASHSEED", "HOME")
 PROJECT_PACKAGES = ("pipelines", "components")
 _HEADER = struct.Struct("!I")
+# The stages in flight: child pid -> (its client's connection, None once the client left; command line;
+# start time).
+Children = dict[int, tuple[socket.socket | None, str, float]]
 
 
 def enabled() -> bool:
@@ -87,15 +93,31 @@ def fingerprint(env: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps([sys.prefix, relevant]).encode()).hexdigest()
 
 
-def socket_path(root: Path) -> Path:
+class Unsafe(Exception):
+    """The socket directory is not a private directory of this user: no server is used (stages run in
+    their own processes) until it is removed."""
+
+
+def socket_dir() -> Path:
+    """This user's private directory for the servers' sockets, created mode 700. Checked without following
+    a symlink: a directory (or a link to one) that someone else made there first raises Unsafe."""
+    directory = Path(tempfile.gettempdir()) / f"mlstrategy-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise Unsafe(
+            f"{directory} is not a private directory of yours (mode 700, not a link): the stage server is "
+            "off and every stage runs in its own process; remove it to let the server use it"
+        )
+    return directory
+
+
+def socket_path(root: Path, directory: Path | None = None) -> Path:
     """Per user, project and Python environment (sys.prefix: `python` and `python3` of one venv are one
     environment); short enough for AF_UNIX (108 bytes)."""
     key = hashlib.sha256(f"{root.resolve()}\0{sys.prefix}".encode()).hexdigest()[:16]
-    directory = Path(tempfile.gettempdir()) / f"mlstrategy-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o077:
-        raise PermissionError(f"{directory} must belong to you and be private (mode 700)")
-    return directory / f"{key}.sock"
+    return (directory or socket_dir()) / f"{key}.sock"
 
 
 def _packages_token() -> float:
@@ -108,16 +130,30 @@ def _packages_token() -> float:
 def _request(root: Path, request: dict, fds: list[int]) -> socket.socket | None:
     """Send one request (and the file descriptors it hands over) to the project's server; None when no
     server listens."""
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        connection.connect(str(socket_path(root)))
+        path = socket_path(root)
+    except Unsafe as error:
+        print(f"mlstrategy: {error}", file=sys.stderr)
+        return None
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(REPLY_TIMEOUT_S)
+    try:
+        connection.connect(str(path))
+        if _peer_uid(connection) != os.getuid():  # only a server of this user gets the environment
+            connection.close()
+            return None
+        payload = json.dumps(request).encode()
+        socket.send_fds(connection, [_HEADER.pack(len(payload))], fds)
+        connection.sendall(payload)
     except OSError:
         connection.close()
         return None
-    payload = json.dumps(request).encode()
-    socket.send_fds(connection, [_HEADER.pack(len(payload))], fds)
-    connection.sendall(payload)
     return connection
+
+
+def _peer_uid(connection: socket.socket) -> int:
+    _, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return uid
 
 
 def run_remote(argv: list[str], root: Path, entry: str) -> int | None:
@@ -127,14 +163,24 @@ def run_remote(argv: list[str], root: Path, entry: str) -> int | None:
     Returns the child's exit status, or None when no server can take it (then run it yourself).
     """
     with _standard_fds() as fds:
-        request = {"argv": argv, "entry": entry, "cwd": str(Path.cwd()), "env": dict(os.environ)}
+        request = {
+            "argv": argv,
+            "entry": entry,
+            "cwd": str(Path.cwd()),
+            "env": dict(os.environ),
+            "path": sys.path,  # the child imports the code this process would, not the server's copy
+        }
         connection = _request(root, request, fds)
     if connection is None:
         return None
     with connection, connection.makefile("r", encoding="utf-8") as reader:
-        reply = json.loads(reader.readline() or '{"accepted": false}')
+        try:
+            reply = json.loads(reader.readline() or '{"accepted": false}')
+        except (OSError, ValueError):  # no answer in REPLY_TIMEOUT_S, or not the server's
+            return None
         if not reply.get("accepted"):
             return None
+        connection.settimeout(None)  # a stage takes as long as it takes
         child = reply["pid"]
         forward = lambda signum, _frame: _signal_quietly(child, signum)  # noqa: E731
         previous = {
@@ -161,8 +207,13 @@ def running(root: Path) -> bool:
 
 
 def _signal_quietly(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+    """Signal a stage and every process it started: each child leads a process group of its own, as a
+    command in a shell does, so Ctrl-C or a client that leaves reach its subprocesses too."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):  # not (yet) a group of its own: the child alone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 @contextlib.contextmanager
@@ -192,7 +243,10 @@ def start_in_background(root: Path) -> bool:
     """
     if ".dvc/tmp/exps" in root.resolve().as_posix():
         return False
-    path = socket_path(root)
+    try:
+        path = socket_path(root)
+    except Unsafe:
+        return False  # said once, by the stage that asks for it (`_request`)
     lock = path.with_suffix(".lock")
     with open(lock, "a") as handle:
         try:
@@ -242,38 +296,55 @@ def serve(root: Path, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
-    listener.listen(8)
+    listener.listen(16)
     print(f"stage server for {root} ready in {time.monotonic() - started:.1f} s on {path}", flush=True)
+    # Each stage in flight is supervised here without blocking the others: a hung one holds up no other.
+    children: Children = {}
     last_request = time.monotonic()
     try:
         while True:
-            readable, _, _ = select.select([listener], [], [], 5.0)
-            if not readable:
-                if time.monotonic() - last_request > idle_timeout_s or _packages_token() != packages:
-                    break
-                continue
-            connection, _ = listener.accept()
-            with connection:
+            watched = [listener, *(connection for connection, _, _ in children.values() if connection)]
+            readable, _, _ = select.select(watched, [], [], 0.2)
+            _reap(children)
+            for connection in readable:
+                if connection is not listener:
+                    _drop_if_gone(connection, children)
+                    continue
+                client, _ = listener.accept()
+                last_request = time.monotonic()
                 try:
-                    stop_now = _handle(connection, listener, lock, expected)
-                except (OSError, ValueError, KeyError, struct.error) as error:
+                    stop_now = _handle(client, listener, lock, expected, children)
+                except Exception as error:
                     print(f"ignored a malformed request: {error!r}", flush=True)
                     stop_now = False
-            if stop_now:
+                if not any(client is held for held, _, _ in children.values()):
+                    client.close()
+                if stop_now:
+                    return
+            idle = not children and time.monotonic() - last_request > idle_timeout_s
+            if idle or (not children and _packages_token() != packages):
                 break
-            last_request = time.monotonic()
     finally:
+        for child in children:
+            _signal_quietly(child, signal.SIGTERM)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         listener.close()
         print("stage server stopped", flush=True)
 
 
-def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase, expected: str) -> bool:
-    """Serve one request; True when it asks the server to stop."""
-    _, peer_uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    if peer_uid != os.getuid():
+def _handle(
+    connection: socket.socket,
+    listener: socket.socket,
+    lock: io.IOBase,
+    expected: str,
+    children: Children,
+) -> bool:
+    """Serve one request: answer a ping or a stop (True: stop), or fork a child for a stage and add it to
+    `children`. Anything but a well-formed request from this user is dropped."""
+    if _peer_uid(connection) != os.getuid():
         return False
+    connection.settimeout(REQUEST_TIMEOUT_S)  # a client that stalls mid-request is dropped
     message, fds, _, _ = socket.recv_fds(connection, _HEADER.size, 3)
     try:
         (length,) = _HEADER.unpack(message)
@@ -284,45 +355,87 @@ def _handle(connection: socket.socket, listener: socket.socket, lock: io.IOBase,
                 return False
             payload += chunk
         request = json.loads(payload)
+        if not isinstance(request, dict):
+            raise ValueError(f"a request is a JSON object, got {type(request).__name__}")
         if request.get("stop") or request.get("ping"):
             connection.sendall(b"\n")
             return bool(request.get("stop"))
+        _check_request(request)
         command = " ".join(request["argv"])
         if len(fds) != 3 or fingerprint(request["env"]) != expected:
             print(f"refused (different environment): {command}", flush=True)
             connection.sendall(b'{"accepted": false}\n')
             return False
+        if _gone(connection):  # the client gave up before its turn: nothing to run for it
+            print(f"dropped (client gone): {command}", flush=True)
+            return False
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         child = os.fork()
         if child == 0:
-            _run_child(request, fds, [connection, listener, lock])
+            os.setpgid(0, 0)
+            held = [c for c, _, _ in children.values() if c]
+            _run_child(request, fds, [connection, listener, lock, *held])
+        with contextlib.suppress(OSError):  # also here, so that a signal sent at once finds the group
+            os.setpgid(child, child)
     finally:
         for fd in fds:
             os.close(fd)
+    connection.settimeout(None)
+    children[child] = (connection, command, time.monotonic())
     connection.sendall(json.dumps({"accepted": True, "pid": child}).encode() + b"\n")
-    started = time.monotonic()
-    status = _wait(child, connection)
-    print(
-        f"served: {command} in {request['cwd']} -> exit {status} ({time.monotonic() - started:.1f} s)",
-        flush=True,
-    )
-    connection.sendall(json.dumps({"exit": status}).encode() + b"\n")
     return False
 
 
-def _wait(child: int, connection: socket.socket) -> int:
-    """The child's exit status; a client that disconnects first takes its child down with it."""
-    while True:
+def _check_request(request: dict) -> None:
+    """The shape of a stage request, before anything is forked for it."""
+    shapes = {"argv": list, "entry": str, "cwd": str, "env": dict, "path": list}
+    for key, kind in shapes.items():
+        if not isinstance(request.get(key), kind):
+            raise ValueError(f"{key!r} missing or not a {kind.__name__}")
+    if not all(
+        isinstance(item, str) for item in [*request["argv"], *request["path"], *request["env"].values()]
+    ):
+        raise ValueError("argv, path and env hold strings only")
+
+
+def _gone(connection: socket.socket) -> bool:
+    """True when the client has closed its end (its connection reads as ended)."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+def _drop_if_gone(connection: socket.socket, children: Children) -> None:
+    """A client that disconnects during its stage takes its child down with it (reaped later)."""
+    if _gone(connection):
+        for child, (held, command, started) in list(children.items()):
+            if held is connection:
+                _signal_quietly(child, signal.SIGTERM)
+                connection.close()
+                children[child] = (None, command, started)
+
+
+def _reap(children: Children) -> None:
+    """Answer each finished child's client with its exit status."""
+    for child in list(children):
         pid, status = os.waitpid(child, os.WNOHANG)
-        if pid:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
-        readable, _, _ = select.select([connection], [], [], 0.05)
-        if readable and not connection.recv(1, socket.MSG_PEEK):
-            _signal_quietly(child, signal.SIGTERM)
-            os.waitpid(child, 0)
-            return 143
+        if not pid:
+            continue
+        connection, command, started = children.pop(child)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        print(f"served: {command} -> exit {code} ({time.monotonic() - started:.1f} s)", flush=True)
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.sendall(json.dumps({"exit": code}).encode() + b"\n")
+            connection.close()
 
 
 def _run_child(request: dict, fds: list[int], inherited: list) -> None:
@@ -342,6 +455,7 @@ def _run_child(request: dict, fds: list[int], inherited: list) -> None:
         os.environ.update(request["env"])
         os.environ[SWITCH] = "0"  # this child runs the stage itself
         sys.argv = list(request["argv"])
+        sys.path[:] = request["path"]
         for name in [n for n in sys.modules if n.split(".")[0] in PROJECT_PACKAGES]:
             del sys.modules[name]  # the project's code is imported fresh by every child
         code = _entry_point(request["entry"])(sys.argv[1:])

@@ -13,6 +13,7 @@ Writes metrics/compare.json, the curves as metrics/compare_*.csv (DVC plots) and
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,7 +65,10 @@ def source_model(params: Params, x_source: np.ndarray, y_source: np.ndarray, cla
         from pipelines.tracking import registry
 
         name, _, version = named.removeprefix("models:/").partition("/")
-        path = registry.model_file(params.mlflow.experiment, name, version or "latest")
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_model(
+                registry.model_file(params.mlflow.experiment, name, version or "latest", Path(tmp))
+            )
     else:
         path = Path(named)
     if path.is_dir():

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from components.columns import row_ids
 from components.datasets import two_source_digits
 from components.relabel import apply_corrections
-from pipelines.errors import UserError
+from pipelines.errors import DataError
 from pipelines.store.artifacts import INGESTED, RELABELS, batch_files, write_frame
 from pipelines.store.params import DataParams, IngestParams, Params
 from pipelines.store.readers import read_dataset
@@ -31,14 +31,14 @@ def load_user_table(data: DataParams) -> pd.DataFrame:
     path = Path(data.path)
     frame = read_dataset(path, data)
     if data.make_ids and data.id_column in frame.columns:
-        raise UserError(
+        raise DataError(
             f"{path}: has a column {data.id_column!r} already, and params.yaml data.make_ids asks ingest "
             "to make it: set data.make_ids: false to use the file's ids, or name another data.id_column"
         )
     made = [data.id_column] if data.make_ids else []
     missing = [column for column in key_columns(data) if column not in frame.columns and column not in made]
     if missing:
-        raise UserError(
+        raise DataError(
             f"{path}: missing column(s) {missing} named in params.yaml data.*; columns present: "
             f"{list(frame.columns)[:20]}"
             + (" (add an id column, e.g. the row number as a string)" if data.id_column in missing else "")
@@ -55,7 +55,7 @@ def append_batches(frame: pd.DataFrame, paths: list[Path], data: DataParams) -> 
         if list(batch.columns) != list(frame.columns):
             missing = [c for c in frame.columns if c not in batch.columns]
             extra = [c for c in batch.columns if c not in frame.columns]
-            raise UserError(
+            raise DataError(
                 f"{path}: its columns differ from the data's (missing {missing[:10]}, extra {extra[:10]}"
                 + (", or another order" if not missing and not extra else "")
                 + "); a batch has the columns of the data it extends"

@@ -54,7 +54,7 @@ from pipelines.tracking import runs
 
 
 def storage_url(params: Params) -> str:
-    return params.sweep.storage or f"sqlite:///{(SWEEP_DIR / 'study.db').resolve()}"
+    return params.sweep.address("storage") or f"sqlite:///{(SWEEP_DIR / 'study.db').resolve()}"
 
 
 def limit_threads(threads: int, slots: Any = None) -> None:
@@ -264,7 +264,7 @@ def _task_runner(params: Params):
     if options.dask_address:
         from prefect_dask import DaskTaskRunner
 
-        return DaskTaskRunner(address=options.dask_address)
+        return DaskTaskRunner(address=options.address("dask_address"))
     from prefect.task_runners import ProcessPoolTaskRunner
 
     workers = params.sweep.local_workers

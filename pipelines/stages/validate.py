@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 
 from components import drift
 from components.data_contract import DataContract, expectation_suite, new_categories, summarize, violations
-from pipelines.errors import UserError
+from pipelines.errors import DataError
 from pipelines.store.artifacts import (
     CONTRACT,
     DATA_DOCS,
@@ -168,7 +168,7 @@ def validate_flow(params: Params) -> dict:
             if moved and options.mode == "fail":
                 what.append(_drift_message(moved, options.threshold) + " (drift.mode: fail)")
             what += [hint for hint in [yaml_boolean_labels(frame, params)] if found and hint]
-            raise UserError(
+            raise DataError(
                 "\n".join(what) + f"\nThe current data version ({RAW_DATA}) is unchanged. "
                 f"Data Docs: {FAILED_DATA_DOCS / page}"
             )

@@ -77,18 +77,62 @@ def atomic_output(path: Path) -> Iterator[Path]:
     remove_output(tmp)
     try:
         yield tmp
+        _sync(tmp)  # on disk before the rename makes it the output: a crash leaves the old or the new
         if tmp.is_dir() and path.is_dir():
-            # A directory cannot be renamed over a non-empty one: move the old one aside first.
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            remove_output(old)
+            # A directory cannot be renamed over a non-empty one: swap the two in one step where the
+            # system can, else move the old one aside first (`_recover` puts it back after a crash).
+            if not _exchange(tmp, path):
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                path.rename(old)
+                tmp.rename(path)
+                remove_output(old)
         else:
             if path.is_dir():
                 remove_output(path)
             tmp.replace(path)
+        _sync_directory(path.parent)
     finally:
         remove_output(tmp)
+
+
+def _sync(path: Path) -> None:
+    """fsync a file, or every file and folder under a directory."""
+    if not path.exists():
+        return
+    paths = [path] if not path.is_dir() else [path, *path.rglob("*")]
+    for item in paths:
+        if item.is_dir():
+            _sync_directory(item)
+        elif item.is_file():
+            with item.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _sync_directory(path: Path) -> None:
+    """fsync a directory, so that the renames in it are on disk."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100
+    done = renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), _RENAME_EXCHANGE)
+    return done == 0
 
 
 def _stem_suffix(path: Path) -> tuple[str, str]:

@@ -7,8 +7,10 @@ impossible value stops the stage with one message naming the key, before any wor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -287,6 +289,9 @@ class ImproveParams(_Section):
     seed: int = 0
 
 
+ENV_PREFIX = "env:"  # a params value read from the environment variable named after it
+
+
 class SweepParams(_Section):
     mode: Literal["panda", "caviar"] = "caviar"
     rounds: int = Field(2, ge=1)
@@ -301,6 +306,28 @@ class SweepParams(_Section):
     seed: int = 0
     storage: str | None = None
     space: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_SPACE))
+
+    # params.yaml is in git, its values in dvc.lock and in Prefect's flow-run parameters: a URL holds no
+    # password there; `env:NAME` reads it from the environment variable NAME when the sweep runs.
+    @field_validator("storage", "dask_address")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value and not value.startswith(ENV_PREFIX) and urlsplit(value).password:
+            raise ValueError(
+                "holds a password, which would end up in git, dvc.lock and Prefect: put the URL in an "
+                f"environment variable and write {ENV_PREFIX}NAME here"
+            )
+        return value
+
+    def address(self, key: Literal["storage", "dask_address"]) -> str | None:
+        """sweep.storage or sweep.dask_address as the sweep uses it: `env:NAME` read from the environment."""
+        value = getattr(self, key)
+        if not value or not value.startswith(ENV_PREFIX):
+            return value
+        name = value.removeprefix(ENV_PREFIX)
+        if not os.environ.get(name):
+            raise UserError(f"params.yaml sweep.{key}: {value}, but environment variable {name} is not set")
+        return os.environ[name]
 
     # What a mode implies, in one place. Panda: one model at a time, babysat (one worker, no pruning or
     # screening by default, patience inside the trial). Caviar: many in parallel, halved.
@@ -355,6 +382,7 @@ def inside_project(value: str) -> str:
 class ScheduleParams(_Section):
     landing: str = "data/landing"
     quarantine: str = "data/quarantine"
+    settle_s: float = Field(5.0, ge=0)
 
     @field_validator("landing", "quarantine")
     @classmethod

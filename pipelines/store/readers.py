@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.images import IMAGE_SUFFIXES, BadImage, class_numbers, decode
-from pipelines.errors import UserError
+from pipelines.errors import DataError, UserError
 from pipelines.store.artifacts import read_frame
 from pipelines.store.params import DataParams
 
@@ -33,7 +33,7 @@ def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
     if path.is_dir():
         return read_image_folder(path, data)
     if not path.is_file():
-        raise UserError(f"{path}: not found (params.yaml data.path)")
+        raise DataError(f"{path}: not found (params.yaml data.path)")
     check_memory(path, _table_bytes(path), data.max_memory_mb)
     if path.suffix != ".csv":
         return read_frame(path)
@@ -43,11 +43,11 @@ def read_dataset(path: Path, data: DataParams) -> pd.DataFrame:
         frame = pd.read_csv(path, sep=delimiter, decimal=data.decimal, na_values=data.na_values or None)
     except UnicodeDecodeError as error:
         _name_the_line(path)
-        raise UserError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+        raise DataError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
     except Exception as error:  # pandas raises many types for a malformed file
-        raise UserError(f"{path}: cannot be read as CSV: {error}") from error
+        raise DataError(f"{path}: cannot be read as CSV: {error}") from error
     if frame.empty:
-        raise UserError(
+        raise DataError(
             f"{path}: no rows, only the header line ({len(header)} columns): nothing to learn from"
         )
     return frame
@@ -75,20 +75,20 @@ def _header(path: Path, delimiter: str) -> list[str]:
             header = next(csv.reader(handle, delimiter=delimiter), [])
     except UnicodeDecodeError as error:
         _name_the_line(path)
-        raise UserError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+        raise DataError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
     if not header:
-        raise UserError(f"{path}: empty file (no header line)")
+        raise DataError(f"{path}: empty file (no header line)")
     if len(header) == 1:
         found = sniff_delimiter(path)
         if found != delimiter:
-            raise UserError(
+            raise DataError(
                 f"{path}: line 1 holds one column when split at {delimiter!r}, but the file looks separated "
                 f"by {found!r}: set params.yaml data.delimiter: {found!r} (`mlstrategy init` detects it)"
             )
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
         if name in seen:
-            raise UserError(
+            raise DataError(
                 f"{path}: line 1 names column {name!r} twice (columns {seen[name]} and {number}); rename one "
                 "of them so that every column has its own name"
             )
@@ -99,7 +99,7 @@ def _header(path: Path, delimiter: str) -> list[str]:
 def check_memory(path: Path, estimate: float, budget_mb: float) -> None:
     """Refuse a table estimated at `estimate` bytes in memory when that is over `budget_mb`."""
     if estimate > budget_mb * MB:
-        raise UserError(
+        raise DataError(
             f"{path}: about {_mb(estimate / MB)} MB in memory, over params.yaml data.max_memory_mb "
             f"({_mb(budget_mb)} MB); raise the budget if the machine has the memory, or ingest the data "
             "in smaller files"
@@ -121,7 +121,7 @@ def _table_bytes(path: Path) -> float:
     try:
         meta = pq.read_metadata(path)
     except Exception as error:  # pyarrow raises several types for a file that is not Parquet
-        raise UserError(f"{path}: cannot be read as PARQUET: {error}") from error
+        raise DataError(f"{path}: cannot be read as PARQUET: {error}") from error
     schema, total = meta.schema.to_arrow_schema(), 0.0
     for j, column in enumerate(schema):
         try:
@@ -140,7 +140,7 @@ def _name_the_line(path: Path) -> None:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise UserError(
+                raise DataError(
                     f"{path}: line {number} is not UTF-8 text (byte {error.start + 1} of the line: "
                     f"{line[error.start : error.start + 1]!r}); save the file as UTF-8"
                 ) from None
@@ -162,7 +162,7 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
     misplaced = [p for p in files if len(p.relative_to(root).parts) != depth]
     layout = "<source>/<class>/<image>" if data.source_column else "<class>/<image>"
     if not files or misplaced:
-        raise UserError(
+        raise DataError(
             f"{root}: expected images as {layout}"
             + (
                 f"; found {[str(p.relative_to(root)) for p in misplaced[:5]]}"
@@ -174,7 +174,7 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
     height, width = data.image_shape[:2]
     channels = data.image_shape[2] if len(data.image_shape) == 3 else 1
     if channels not in (1, 3):
-        raise UserError(
+        raise DataError(
             f"params.yaml data.image_shape: images have 1 (gray) or 3 (RGB) channels, got {channels}"
         )
     check_memory(root, len(files) * height * width * channels * 4, data.max_memory_mb)
@@ -202,7 +202,7 @@ def read_image_folder(root: Path, data: DataParams) -> pd.DataFrame:
         if found
     ]
     if problems and data.on_bad_image == "fail":
-        raise UserError(f"{root}: " + "; ".join(problems) + " (data.on_bad_image: skip leaves them out)")
+        raise DataError(f"{root}: " + "; ".join(problems) + " (data.on_bad_image: skip leaves them out)")
     if problems:
         logging.getLogger(__name__).warning("%s: skipped %s", root, "; ".join(problems))
         keep = np.setdiff1d(np.arange(len(files)), unusable)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.errors import UserError
+from pipelines.errors import Unavailable, UserError
 from pipelines.store.params import DataParams
 from pipelines.store.tables import feature_columns
 from pipelines.tracking import runs
@@ -122,22 +122,53 @@ def register(
     return str(version)
 
 
+# What the registry answers when it has no such model or alias: "none". Any other failure means the
+# answer is unknown (a store that is locked, a tracking server that is down), never "none": a run that
+# took it for "no champion" would promote its challenger unvetted.
 def version_of(experiment: str, name: str, alias: str) -> ModelVersion | None:
-    """The version `alias` points at, or None when there is none (or no registered model yet)."""
+    """The version `alias` points at, or None when the registry says there is none (or no registered model
+    yet); Unavailable when it cannot say."""
     from mlflow.exceptions import MlflowException
 
     try:
         return runs.client(experiment).get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if says_not_found(error):
+            return None
+        raise unavailable(error, f"looking up the {alias} of '{name}'") from None
+    except OSError as error:  # a file store that cannot be read
+        raise unavailable(error, f"looking up the {alias} of '{name}'") from None
 
 
-def model_file(experiment: str, name: str, version: str) -> Path:
-    """The .keras file of version `version` of `name`, downloaded (load it with Keras' safe mode)."""
+def says_not_found(error: Exception) -> bool:
+    """Whether an MLflow error is the registry's answer "no such model, version or alias"."""
+    code, message = getattr(error, "error_code", ""), str(error)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in message)
+
+
+def unavailable(error: Exception, doing: str) -> Unavailable:
+    """The registry did not answer while `doing`: the message names the tracking URI and what was kept."""
+    import mlflow
+
+    reason = str(error).splitlines()[0][:300]
+    return Unavailable(
+        f"the MLflow registry at {mlflow.get_tracking_uri()} did not answer while {doing} ({reason}); "
+        "nothing was promoted or changed: start it (or fix MLFLOW_TRACKING_URI) and run again"
+    )
+
+
+def model_file(experiment: str, name: str, version: str, into: Path) -> Path:
+    """The .keras file of version `version` of `name`, downloaded into the folder `into` (the caller's to
+    remove; load it with Keras' safe mode)."""
     import mlflow.artifacts
 
     runs.client(experiment)  # points mlflow at this project's tracking store
-    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into)))
+    except Exception as error:
+        if says_not_found(error):
+            raise UserError(f"registered model '{name}' has no version {version}") from None
+        raise unavailable(error, f"downloading version {version} of '{name}'") from None
     # The pyfunc keeps the .keras file among its artifacts; versions registered before, in keras' flavor.
     found = sorted((folder / "artifacts").glob("*.keras"))
     return found[0] if found else folder / "data" / "model.keras"
@@ -190,5 +221,7 @@ def _check_version(client: MlflowClient, name: str, version: str) -> None:
 
     try:
         client.get_model_version(name, version)
-    except MlflowException:
-        raise UserError(f"registered model '{name}' has no version {version}") from None
+    except MlflowException as error:
+        if says_not_found(error):
+            raise UserError(f"registered model '{name}' has no version {version}") from None
+        raise unavailable(error, f"looking up version {version} of '{name}'") from None

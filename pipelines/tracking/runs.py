@@ -168,7 +168,8 @@ def mask_secrets(values: Mapping[str, Any]) -> dict[str, Any]:
 def reproducibility_tags(data_file: Path) -> dict[str, str]:
     """The git revision (and whether the tree had changes) and the DVC md5 of the raw data file."""
 
-    def git(*args: str) -> str:
+    def git(*args: str) -> str | None:
+        """git's answer, or None when git could not say (no git, not a repository)."""
         try:
             return subprocess.run(
                 ["git", *args],  # noqa: S607 (git from PATH, as DVC finds it)
@@ -177,11 +178,12 @@ def reproducibility_tags(data_file: Path) -> dict[str, str]:
                 check=True,
             ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
-            return ""
+            return None
 
+    changes = git("status", "--porcelain", "--untracked-files=no")
     return {
         "mlflow.source.git.commit": git("rev-parse", "HEAD") or "unknown",
-        "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        "git.dirty": "unknown" if changes is None else str(bool(changes)).lower(),
         "dvc.data_md5": file_digest(data_file, "md5"),
         "dvc.data_path": str(data_file),
     }

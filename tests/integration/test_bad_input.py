@@ -389,7 +389,7 @@ def test_bad_input_gets_one_clear_message_and_keeps_the_last_good_outputs(
         if codes[-1]:
             break
     err = capsys.readouterr().err
-    assert codes[-1] == 1, f"{name}: exit codes {codes}"
+    assert codes[-1] in (1, 65), f"{name}: exit codes {codes}"  # bad settings (1) or bad data (65)
     failed = stages[len(codes) - 1]
     assert f"mlstrategy stage {failed}: error: " in err and says in err, err[-2000:]
     assert "Traceback" not in err

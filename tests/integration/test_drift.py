@@ -41,7 +41,7 @@ def test_reference_then_warn_then_fail(tmp_path, prefect_api, monkeypatch, capsy
     kept = artifacts.VALIDATION.read_bytes(), artifacts.REFERENCE_PROFILE.read_bytes()
     write_params(tmp_path, {"drift": {"mode": "fail"}})
     capsys.readouterr()
-    assert main(["stage", "validate"]) == 1
+    assert main(["stage", "validate"]) == 65  # the data's fault (errors.DataError)
     err = capsys.readouterr().err
     assert "1 column(s) drifted from the reference" in err and "column 'px_3_3': KL divergence" in err
     assert "(drift.mode: fail)" in err

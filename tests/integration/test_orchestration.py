@@ -31,6 +31,12 @@ def test_api_url_from_the_environment_then_the_active_profile(prefect_home, monk
     assert orchestration.configured_api_url() == "http://127.0.0.1:9/api"
 
 
+def test_a_malformed_profiles_file_is_named_not_ignored(prefect_home):
+    (prefect_home / "profiles.toml").write_text('active = "team"\n[profiles.team\nPREFECT_API_URL = 1\n')
+    with pytest.raises(UserError, match=r"profiles.toml: Prefect's profiles cannot be read"):
+        orchestration.configured_api_url()  # not a silent local server instead of the configured one
+
+
 def test_a_configured_api_that_does_not_answer_is_retried_then_named(prefect_home, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}/api"
     monkeypatch.setenv("PREFECT_API_URL", url)

@@ -63,6 +63,14 @@ def test_the_project_params_are_valid():
         ({"data.path": "../elsewhere.csv"}, "must be a path inside the project"),
         ({"data.feature_range": [1, 0]}, "low < high"),
         (
+            {"sweep.storage": "postgresql://me:hunter2@db/optuna"},
+            "sweep.storage: holds a password, which would end up in git, dvc.lock and Prefect",
+        ),
+        (
+            {"sweep.dask_address": "tls://dask:s3cret@10.0.0.1:8786"},
+            "write env:NAME here",
+        ),
+        (
             {"sweep.coarse_epochs": 40},
             "sweep.coarse_epochs: 40 must be below the trials' epochs (40, sweep.epochs or train.epochs)",
         ),
@@ -92,3 +100,13 @@ def test_the_coarse_round_screens_in_caviar_mode_only_and_only_before_a_finer_ro
     assert SweepParams(mode="panda").screen_epochs(40) is None
     assert SweepParams(rounds=1).screen_epochs(40) is None  # the only round trains fully
     assert SweepParams().screen_epochs(1) is None  # no shorter trial to screen with
+
+
+def test_a_secret_address_is_read_from_the_environment_it_names(tmp_path, monkeypatch):
+    params = load_params(params_file(tmp_path, {"sweep.storage": "env:MY_OPTUNA_DB"}))
+    monkeypatch.delenv("MY_OPTUNA_DB", raising=False)
+    with pytest.raises(UserError, match=r"sweep.storage: env:MY_OPTUNA_DB, but environment variable"):
+        params.sweep.address("storage")
+    monkeypatch.setenv("MY_OPTUNA_DB", "postgresql://me:hunter2@db/optuna")
+    assert params.sweep.address("storage") == "postgresql://me:hunter2@db/optuna"
+    assert "hunter2" not in params.model_dump_json()  # what dvc.lock and Prefect's parameters get

@@ -39,12 +39,13 @@ def champion() -> str | None:
     return None if found is None else str(found.version)
 
 
-def test_versions_aliases_promote_and_rollback(store):
+def test_versions_aliases_promote_and_rollback(store, tmp_path):
     with pytest.raises(UserError, match="'m' has no challenger: run `mlstrategy run` first"):
         registry.promote("e", "m")
     assert [new_version(store) for _ in range(3)] == ["1", "2", "3"]
     assert str(registry.version_of("e", "m", registry.CHALLENGER).version) == "3"
-    model_dir = registry.model_file("e", "m", "3").parent.parent
+    model_dir = registry.model_file("e", "m", "3", tmp_path).parent.parent
+    assert model_dir.is_relative_to(tmp_path)  # downloaded where asked, nothing left in a temp folder
     assert {"MLmodel", "input_example.json"} <= {p.name for p in model_dir.iterdir()}  # signature in MLmodel
     assert "signature" in (model_dir / "MLmodel").read_text()
 
@@ -77,3 +78,21 @@ def test_the_signature_keeps_types_that_cannot_change_and_lets_the_others_be_any
     assert inputs["city"].type.name == "string" and inputs["city"].required
     assert all(isinstance(inputs[name].type, AnyType) for name in ("flag", "n", "note"))
     assert not inputs["flag"].required and inputs["n"].required and not inputs["note"].required
+
+
+def test_a_registry_that_does_not_answer_is_unknown_not_none(monkeypatch):
+    """A transient failure is never read as "no champion": that would promote a challenger unvetted."""
+    from pipelines.errors import Unavailable
+    from tests.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(Unavailable, match=rf"the MLflow registry at {url} did not answer"):
+        registry.version_of("e", "m", registry.CHAMPION)
+
+
+def test_an_alias_or_model_the_registry_lacks_is_none(store):
+    assert registry.version_of("e", "nothing", registry.CHAMPION) is None  # no such model
+    new_version(store)
+    assert registry.version_of("e", "m", registry.CHAMPION) is None  # no such alias

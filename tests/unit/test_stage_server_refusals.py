@@ -8,6 +8,7 @@ import json
 import os
 import select
 import socket
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -37,7 +38,9 @@ def handle(request: dict, fds: list[int]) -> tuple[bool, bytes]:
     client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with client, server:
         send(client, request, fds)
-        stop = stage_server._handle(server, None, None, stage_server.fingerprint(dict(os.environ)))
+        children: stage_server.Children = {}
+        stop = stage_server._handle(server, None, None, stage_server.fingerprint(dict(os.environ)), children)
+        assert not children  # nothing forked
         server.shutdown(socket.SHUT_WR)
         client.settimeout(5)
         return stop, client.recv(1024)
@@ -55,6 +58,7 @@ def test_a_request_from_another_user_is_not_served(monkeypatch):
 def test_a_request_without_the_three_standard_streams_runs_cold(capsys, tmp_path):
     request = {"argv": ["mlstrategy", "stage", "ingest"], "entry": "pipelines.cli:main", "cwd": str(tmp_path)}
     request["env"] = dict(os.environ)  # the server's own environment: only the streams are missing
+    request["path"] = list(sys.path)
     open_fds = set(os.listdir("/proc/self/fd"))
     with open(os.devnull) as null:
         for fds in ([], [null.fileno()], [null.fileno()] * 2):
@@ -68,12 +72,12 @@ def test_the_socket_directory_must_be_private_and_yours(socket_dir, tmp_path, mo
     path = stage_server.socket_path(tmp_path)  # created private
     assert path.parent == socket_dir and socket_dir.stat().st_mode & 0o777 == 0o700
     socket_dir.chmod(0o750)  # others may open it: one of them could listen in the server's place
-    with pytest.raises(PermissionError, match="must belong to you and be private"):
+    with pytest.raises(stage_server.Unsafe, match="is not a private directory of yours"):
         stage_server.socket_path(tmp_path)
     # The client then runs the stage in its own process, and no server starts there.
     assert stage_server.run_remote(["mlstrategy", "stage", "ingest"], tmp_path, "pipelines.cli:main") is None
     assert not stage_server.running(tmp_path)
-    with pytest.raises(PermissionError):
+    with pytest.raises(stage_server.Unsafe):
         stage_server.serve(tmp_path, idle_timeout_s=0)
     socket_dir.chmod(0o700)
     assert stage_server.socket_path(tmp_path) == path
@@ -81,7 +85,7 @@ def test_the_socket_directory_must_be_private_and_yours(socket_dir, tmp_path, mo
     uid = os.getuid()
     monkeypatch.setattr(stage_server.os, "getuid", lambda: uid + 1)
     (tmp_path / f"mlstrategy-{uid + 1}").mkdir(mode=0o700)
-    with pytest.raises(PermissionError, match="must belong to you"):
+    with pytest.raises(stage_server.Unsafe, match="not a private directory of yours"):
         stage_server.socket_path(tmp_path)
 
 
