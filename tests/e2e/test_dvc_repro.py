@@ -130,3 +130,69 @@ def test_relabel_refuses_a_one_sided_file_then_makes_a_new_data_version(changed)
     labels = pd.read_parquet(raw).set_index("id")["label"]
     assert labels[dev["id"]].tolist() == only_dev["corrected"].tolist()
     assert labels[test["id"]].tolist() == test["label"].tolist()
+
+
+def git(project: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.changes_pipeline
+def test_reproduce_push_pull_and_go_back_to_an_earlier_revision(changed, tmp_path):
+    from pipelines.store.artifacts import remove_output
+    from tests.conftest import digest
+
+    project, env = changed
+    metrics = ("metrics/evaluation.json", "metrics/diagnosis.json", "metrics/split.json")
+
+    def read_metrics(root: Path) -> dict[str, dict]:
+        found = {name: json.loads((root / name).read_text()) for name in metrics}
+        # How many examples kept their split since the previous run: the split's history, not its result.
+        for key in ("kept_from_last", "moved_since_last"):
+            found["metrics/split.json"].pop(key)
+        return found
+
+    dvc(project, env, "repro")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "revision A")
+    revision_a, at_a = git(project, "rev-parse", "HEAD"), read_metrics(project)
+
+    # Delete the outputs, then `dvc repro`: the same metrics files.
+    for name in ("models/model.keras", "metrics/evaluation.json", "metrics/diagnosis.json"):
+        remove_output(project / name)
+    dvc(project, env, "repro")
+    assert read_metrics(project) == at_a
+
+    # A DVC remote in a local folder: push, then pull into a fresh clone gives the same data.
+    remote = tmp_path / "remote"
+    dvc(project, env, "remote", "add", "-d", "local", str(remote))
+    git(project, "add", "-A")  # the config, and the lock of the rebuilt (same metrics, new .keras bytes)
+    git(project, "commit", "-qm", "remote")
+    dvc(project, env, "push")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    dvc(clone, env, "pull")
+    data = "data/raw/dataset.parquet"
+    assert digest(clone / data)[str(clone / data)] == digest(project / data)[str(project / data)]
+
+    # An experiment with another learning rate reruns train and what follows it only; it is compared with
+    # the workspace's metrics and plots.
+    experiment = dvc(project, env, "exp", "run", "-S", "train.learning_rate=0.02")
+    ran = {line.split("'")[1] for line in experiment.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == set(STAGES) - {"ingest", "validate", "split"}
+    shown = dvc(project, env, "exp", "show", "--no-pager", "--csv").stdout
+    assert "train.learning_rate" in shown and "0.02" in shown
+    assert "error" in dvc(project, env, "metrics", "diff", revision_a).stdout
+    dvc(project, env, "plots", "diff", revision_a, "-o", str(tmp_path / "plots"))
+    assert (tmp_path / "plots/index.html").is_file()
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "revision B: learning rate 0.02")
+    assert read_metrics(project) != at_a
+
+    # Back to revision A: its metrics again, from DVC's cache; reproducing them runs nothing. (The sweep
+    # would resume: its study store, sweeps/, is persisted across revisions, not cached.)
+    git(project, "checkout", "-q", revision_a)
+    dvc(project, env, "checkout")
+    assert read_metrics(project) == at_a
+    assert "Running stage" not in dvc(project, env, "repro", "diagnose").stdout
+    assert read_metrics(project) == at_a
