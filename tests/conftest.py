@@ -227,6 +227,29 @@ def copy_of(source: Path, target: Path) -> Path:
     return target
 
 
+def register_version(model_file: Path, run_name: str = "a test model") -> str:
+    """Register the Keras model at `model_file` as the pipeline registers its models (a pyfunc taking raw
+    rows, from a run of its own, aliased challenger), in the working directory's project and tracking
+    store; returns the version."""
+    import pandas as pd
+
+    from pipelines.store.params import load_params
+    from pipelines.store.tables import classes
+    from pipelines.tracking import registry, runs
+
+    params = load_params()
+    train = pd.read_parquet("data/splits/train.parquet")
+    schema = registry.serving_schema(params.data, train, classes(params.data))
+    client = runs.client(params.mlflow.experiment)
+    experiment = client.get_experiment_by_name(params.mlflow.experiment).experiment_id
+    run = client.create_run(experiment, run_name=run_name).info.run_id
+    version = registry.register(
+        params.mlflow.experiment, params.mlflow.registered_model, run, model_file, schema, train
+    )
+    client.set_terminated(run)
+    return version
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """One temporary Prefect API (Prefect's own test harness) for every flow of the session."""

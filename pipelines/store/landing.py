@@ -43,12 +43,11 @@ VALIDATING, TRAINING, COMPARING = "validating", "training", "comparing"
 
 @dataclass
 class Journal:
-    """The phase of the run in progress and the batch it is validating (`VALIDATING`), with the landing
-    path it came from; accepted: the batches this run accepted so far."""
+    """The phase of the run in progress and the batch it is validating (`VALIDATING`); accepted: the
+    batches this run accepted so far."""
 
     phase: str
     batch: str | None = None
-    source: str | None = None
     accepted: list[str] = field(default_factory=list)
 
     @classmethod
@@ -109,18 +108,24 @@ def settled(landing: Path, settle_s: float) -> tuple[list[Path], list[Path]]:
     if not found:
         return [], []
     first = {path: _signature(path) for path in found}
-    youngest = min(time.time() - path.stat().st_mtime for path in found)
+    seen = [signature[1] for signature in first.values() if signature]
+    youngest = time.time() - max(seen) / 1e9 if seen else settle_s
     time.sleep(max(0.0, settle_s - youngest))
     ready, moving = [], []
     for path in found:
-        same = path.exists() and _signature(path) == first[path]
+        now = _signature(path)
         # Unchanged since before the wait, and the wait reached settle_s past its last change.
-        (ready if same and time.time() - path.stat().st_mtime >= settle_s - 0.05 else moving).append(path)
-    return ready, moving
+        settled_now = now is not None and now == first[path] and time.time() - now[1] / 1e9 >= settle_s - 0.05
+        (ready if settled_now else moving).append(path)
+    return ready, [path for path in moving if path.exists()]  # one moved away meanwhile is no batch
 
 
-def _signature(path: Path) -> tuple[int, int]:
-    stat = path.stat()
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns), or None for a file that is gone."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
     return stat.st_size, stat.st_mtime_ns
 
 
@@ -133,7 +138,7 @@ def accepted_before(batch: Path) -> Path | None:
 def take(batch: Path, accepted: list[str]) -> Path:
     """Move `batch` from landing into data/batches, journaled first: a kill at any point leaves it in
     landing or, journaled, in data/batches (`recover` gives it back)."""
-    Journal(VALIDATING, batch.name, str(batch), accepted).write()
+    Journal(VALIDATING, batch.name, accepted).write()
     BATCHES.mkdir(parents=True, exist_ok=True)
     target = BATCHES / batch.name
     shutil.move(batch, target)  # a rename on one file system: whole or not at all

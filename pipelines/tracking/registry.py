@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,9 +196,10 @@ def promote(experiment: str, name: str, version: str | None = None) -> Moved:
     before = version_of(experiment, name, CHAMPION)
     if before is not None and str(before.version) == version:
         return Moved(version, version)
-    if before is not None:
-        client.set_model_version_tag(name, version, PREVIOUS, str(before.version))
-    client.set_registered_model_alias(name, CHAMPION, version)
+    with _answering(f"making version {version} of '{name}' the {CHAMPION}"):
+        if before is not None:
+            client.set_model_version_tag(name, version, PREVIOUS, str(before.version))
+        client.set_registered_model_alias(name, CHAMPION, version)
     return Moved(None if before is None else str(before.version), version)
 
 
@@ -211,9 +214,21 @@ def rollback(experiment: str, name: str) -> Moved:
         raise UserError(
             f"version {current.version} of '{name}' is the first champion: nothing to roll back to"
         )
-    client.delete_model_version_tag(name, str(current.version), PREVIOUS)  # a later promote sets it anew
-    client.set_registered_model_alias(name, CHAMPION, previous)
+    with _answering(f"giving the {CHAMPION} of '{name}' back to version {previous}"):
+        client.delete_model_version_tag(name, str(current.version), PREVIOUS)  # a later promote sets it anew
+        client.set_registered_model_alias(name, CHAMPION, previous)
     return Moved(str(current.version), previous)
+
+
+@contextmanager
+def _answering(doing: str) -> Iterator[None]:
+    """A change of the registry that fails (the server or store does not answer) raises Unavailable."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as error:
+        raise unavailable(error, doing) from None
 
 
 def _check_version(client: MlflowClient, name: str, version: str) -> None:

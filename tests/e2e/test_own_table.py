@@ -148,29 +148,17 @@ def register_a_worse_model(project: Path, folder: Path) -> str:
     import numpy as np
 
     from components.training import load_model
-    from pipelines.store.params import load_params
-    from pipelines.store.tables import classes
-    from pipelines.tracking import registry, runs
+    from tests.conftest import register_version
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow/mlflow.db'}")
-        params = load_params()
         model = load_model(project / "models/improved.keras")
         for weight in model.trainable_weights:
             weight.assign(np.zeros(weight.shape, weight.dtype))
         worse = folder / "worse.keras"
         model.save(worse)
-        train = pd.read_parquet(project / "data/splits/train.parquet")
-        schema = registry.serving_schema(params.data, train, classes(params.data))
-        client = runs.client(params.mlflow.experiment)
-        experiment = client.get_experiment_by_name(params.mlflow.experiment).experiment_id
-        run = client.create_run(experiment, run_name="a worse model").info.run_id
-        version = registry.register(
-            params.mlflow.experiment, params.mlflow.registered_model, run, worse, schema, train
-        )
-        client.set_terminated(run)
-    return version
+        return register_version(worse, "a worse model")
 
 
 def test_scheduled_runs_take_raw_batches_quarantine_bad_ones_and_promote_by_the_test_set(table, tmp_path):

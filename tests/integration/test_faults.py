@@ -82,7 +82,8 @@ def register_two(project: Path) -> tuple[str, str]:
 
     from pipelines.store.params import load_params
     from pipelines.store.tables import classes, feature_columns, xy
-    from pipelines.tracking import registry, runs
+    from pipelines.tracking import registry
+    from tests.conftest import register_version
 
     params = load_params()
     train = pd.read_parquet(project / "data/splits/train.parquet")
@@ -99,14 +100,7 @@ def register_two(project: Path) -> tuple[str, str]:
                 weight.assign(np.zeros(weight.shape, weight.dtype))
         path = project / f"model-{trained}.keras"
         model.save(path)
-        client = runs.client(params.mlflow.experiment)
-        run = client.create_run(client.get_experiment_by_name(params.mlflow.experiment).experiment_id)
-        schema = registry.serving_schema(params.data, train, labels)
-        name = params.mlflow.registered_model
-        versions.append(
-            registry.register(params.mlflow.experiment, name, run.info.run_id, path, schema, train)
-        )
-        client.set_terminated(run.info.run_id)
+        versions.append(register_version(path))
     registry.promote(params.mlflow.experiment, params.mlflow.registered_model, versions[0])
     return versions[0], versions[1]
 
