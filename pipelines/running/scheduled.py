@@ -21,6 +21,7 @@ is, the lock that keeps two runs apart and the journal a killed run is finished 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ SUMMARY_KEY = "scheduled-run-summary"
 # `mlstrategy stage` ends with this status when the data is bad (errors.DataError): DVC reports it as
 # "exited with 65". Any other failure is the machine's, a server's or the settings' (errors).
 DATA_STATUS = f"exited with {DataError.exit_code}"
+PREFECT_LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d+ \| ")  # "17:00:01.123 | ERROR | ..."
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,14 @@ class DvcRun:
         return self.returncode != 0 and DATA_STATUS in self.output
 
     def message(self, lines: int = 30) -> str:
-        """The stage's own message (its `error:` lines and their details), else the output's end."""
+        """The failed stage's own message (its `mlstrategy ...: error:` line and the finding lines under
+        it) and DVC's `ERROR:` line; Prefect's log lines left out. Else the output's end."""
         found, inside = [], False
         for line in self.output.splitlines():
-            if "error:" in line.lower():
+            if ": error: " in line or line.startswith("ERROR:"):
                 found.append(line)
                 inside = True
-            elif inside and line.startswith((" ", "\t")):  # the details under an error line
+            elif inside and line.strip() and not PREFECT_LOG_LINE.match(line):  # the details under it
                 found.append(line)
             else:
                 inside = False
