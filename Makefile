@@ -48,11 +48,11 @@ run: setup
 	$(BIN)/mlstrategy run
 
 # Tests in parallel on every core (at most 4): a worker takes a module, or every test of the session's whole
-# pipeline run, at a time (tests/conftest.py). More workers than cores, or the longest modules first, measured
-# slower: the long tests train on every core. TEST_WORKERS=0 runs them in this process.
+# pipeline run, at a time, the longest first, each worker's thread pools its share of the cores
+# (tests/conftest.py). More workers than cores measured slower. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -27,6 +27,14 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mlstrategy-tests-prefect-"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_PROFILE", None)
 
+# Under pytest-xdist each worker's thread pools (TensorFlow, BLAS, OpenMP), and those of the stages it
+# starts, get the worker's share of the cores: pools as wide as the machine in every worker spin against
+# each other, and a module of stages ran 4.5 times slower beside a training one than alone (169 s, 37 s).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_SHARE = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+for _pool in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_pool, _SHARE)
+
 # The stages read these; set before anything imports Prefect, MLflow, GX or TensorFlow.
 from pipelines.running.runtime import configure_environment  # noqa: E402
 
@@ -354,24 +362,49 @@ def pytest_collection_modifyitems(config, items) -> None:
         if not item.get_closest_marker("xdist_group"):
             group = "pipeline" if "pipeline" in item.fixturenames else item.nodeid.split("::")[0]
             item.add_marker(pytest.mark.xdist_group(group))
+    # Longest groups first (`make test` keeps this order: --no-loadscope-reorder), the short ones filling in
+    # around them, so that no worker is left with a long group when the other is done.
+    items.sort(key=lambda item: _rank(item.get_closest_marker("xdist_group").args[0]))
 
 
-CATALOGUES = {"test_bad_input.py::": "bad-input catalogue", "test_faults.py::": "fault catalogue"}
+# The groups that take minutes, longest first (as measured on 2 cores): xdist's own order is by number of
+# tests, which put two of these last and left one worker idle for two minutes.
+LONGEST_FIRST = (
+    "pipeline",
+    "tests/e2e/test_own_table.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_sweep_stage.py",
+    "tests/integration/test_split_stage.py",
+    "tests/integration/test_bad_input.py",
+    "tests/integration/test_serve.py",
+    "tests/integration/test_stage_server.py",
+    "tests/unit/test_scenarios.py",
+    "tests/unit/test_course3_options.py",
+)
+
+
+def _rank(group: str) -> int:
+    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_runtest_makereport(item, call) -> None:
+    """A catalogue's case (`@pytest.mark.catalogue(name)`) says its catalogue in its report, which the
+    terminal summary counts (reports of xdist workers carry user_properties, not markers)."""
+    marker = item.get_closest_marker("catalogue")
+    if marker is not None and call.when == "setup":
+        item.user_properties.append(("catalogue", marker.args[0]))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Each catalogue's count, in the test output: how many of its cases passed."""
-    reports = [
-        report
-        for outcome in ("passed", "failed", "error", "skipped")
-        for report in terminalreporter.stats.get(outcome, [])
-        if report.when == "call" or not report.passed
-    ]
-    for marker, name in CATALOGUES.items():
-        found = [report for report in reports if marker in report.nodeid]
-        if found:
-            passed = sum(report.passed for report in found)
-            terminalreporter.write_line(f"{name}: {passed} of {len(found)} cases pass")
+    counts: dict[str, list[bool]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            name = dict(getattr(report, "user_properties", ())).get("catalogue")
+            if name and (report.when == "call" or not report.passed):
+                counts.setdefault(name, []).append(report.passed)
+    for name, passed in sorted(counts.items()):
+        terminalreporter.write_line(f"{name} catalogue: {sum(passed)} of {len(passed)} cases pass")
 
 
 def pytest_unconfigure(config) -> None:

@@ -126,6 +126,8 @@ def challenger_wins(params: Params) -> dict:
     if challenger is None:
         return {"decision": "no challenger: nothing registered yet"}
     if champion is None or champion.version == challenger.version:
+        if champion is None:
+            get_run_logger().info("no champion yet: promoting version %s", challenger.version)
         moved = registry.promote(experiment, name, str(challenger.version))
         why = "first champion" if champion is None else "already the champion"
         return {"decision": why, "champion": moved.after}
@@ -148,6 +150,13 @@ def challenger_wins(params: Params) -> dict:
     wins = chosen is not None and chosen.name == registry.CHALLENGER
     summary = {"split": split, "metric": params.evaluate.optimizing_metric, **found}
     if wins:
+        get_run_logger().info(
+            "challenger version %s beats champion version %s on %s (%s): promoting it",
+            challenger.version,
+            champion.version,
+            split,
+            params.evaluate.optimizing_metric,
+        )
         registry.promote(experiment, name, str(challenger.version))
         return {**summary, "decision": "challenger wins: promoted", "champion": str(challenger.version)}
     return {**summary, "decision": "champion stays", "champion": str(champion.version)}

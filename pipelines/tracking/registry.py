@@ -197,6 +197,8 @@ def promote(experiment: str, name: str, version: str | None = None) -> Moved:
     if before is not None and str(before.version) == version:
         return Moved(version, version)
     with _answering(f"making version {version} of '{name}' the {CHAMPION}"):
+        # The alias moves last: killed between the two writes, the old champion stays, and the tag left on
+        # this version is set again by the promotion the next run finishes.
         if before is not None:
             client.set_model_version_tag(name, version, PREVIOUS, str(before.version))
         client.set_registered_model_alias(name, CHAMPION, version)

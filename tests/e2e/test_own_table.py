@@ -5,13 +5,21 @@ answers raw rows in the user's labels; every output speaks the user's class name
 reruns from ingest; relabeling takes class names. Scheduled runs (`mlstrategy serve --once`) take batches of
 raw rows: a batch with an unknown class is quarantined with its report, one
 with a new category passes with a warning and its model is promoted over a worse champion by the test
-set; a promotion rolls back."""
+set; a run killed while it trains or while it promotes is finished by the next one; a promotion rolls
+back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -131,6 +139,45 @@ def serve_once(project: Path, env: dict) -> str:
     return mlstrategy(project, env, "serve", "--once").stdout.strip().splitlines()[-1]
 
 
+def serve_in_background(project: Path, env: dict) -> tuple[subprocess.Popen, list[str]]:
+    """`mlstrategy serve --once` in a session of its own; its output lines, as they come."""
+    served = subprocess.Popen(
+        [str(BIN / "mlstrategy"), "serve", "--once"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(served.stdout), daemon=True).start()
+    return served, output
+
+
+def wait_for(served: subprocess.Popen, condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 600
+    while not condition():
+        assert served.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"waited 600 s for {what}"
+        time.sleep(0.05)
+
+
+def kill(served: subprocess.Popen) -> None:
+    """SIGKILL for the run and everything it started (DVC, its stages), as a machine stop would."""
+    os.killpg(served.pid, signal.SIGKILL)
+    served.wait()
+
+
+def phase(project: Path) -> str | None:
+    """The phase the scheduled runs' journal owes (store.landing), None when it owes nothing."""
+    journal = project / "data/.scheduled/journal.json"
+    try:
+        return json.loads(journal.read_text())["phase"]
+    except FileNotFoundError:
+        return None
+
+
 def champion(project: Path) -> str | None:
     """The champion's version in the project's registry."""
     from pipelines.tracking import registry
@@ -161,7 +208,8 @@ def register_a_worse_model(project: Path, folder: Path) -> str:
         return register_version(worse, "a worse model")
 
 
-def test_scheduled_runs_take_raw_batches_quarantine_bad_ones_and_promote_by_the_test_set(table, tmp_path):
+@pytest.mark.catalogue("fault")  # case 6 at the steps a run must finish: repro and promotion
+def test_scheduled_runs_take_raw_batches_quarantine_bad_ones_and_finish_after_a_kill(table, tmp_path):
     from tests.conftest import digest
 
     project, env, _, _ = table
@@ -195,7 +243,29 @@ def test_scheduled_runs_take_raw_batches_quarantine_bad_ones_and_promote_by_the_
     new_island["Island"] = "Deception"
     new_island["Culmen Length (mm)"] += 0.01  # new rows, so new ids
     new_island.to_csv(landing / "new_island.csv", index=False)
+    # Killed (SIGKILL, its whole process group) while `dvc repro` trains on the accepted batch: the batch
+    # stays accepted, the journal owes the training, the champion stays.
+    served, _ = serve_in_background(project, env)
+    wait_for(served, lambda: phase(project) == "training", "the run started training")
+    time.sleep(5)  # inside `dvc repro`
+    kill(served)
+    assert phase(project) == "training" and not any(landing.iterdir())
+    assert (project / "data/batches/new_island.csv").is_file() and champion(project) == first
+    # The next run trains again, and is killed inside the promotion: the registry's store is held by another
+    # writer, so its first write waits, and the kill lands there. Nothing promoted; the journal owes the
+    # comparison.
+    served, output = serve_in_background(project, env)
+    wait_for(served, lambda: phase(project) == "comparing", "the run started comparing")
+    with contextlib.closing(sqlite3.connect(project / "mlflow/mlflow.db", isolation_level=None)) as store:
+        store.execute("BEGIN IMMEDIATE")  # other writers wait; readers go on
+        wait_for(served, lambda: any("promoting it" in line for line in output), "the run promoted")
+        kill(served)
+        store.execute("ROLLBACK")
+    assert any("stopped while training" in line for line in output)
+    assert phase(project) == "comparing" and champion(project) == first
+    # The run after that compares again and promotes.
     assert serve_once(project, env) == "scheduled run: challenger wins: promoted"
+    assert phase(project) is None
     assert (project / "data/batches/new_island.csv").is_file()
     validation = json.loads((project / "metrics/validation.json").read_text())
     assert validation["new_categories"] == [{"column": "Island", "rows": 8, "values": ["Deception"]}]

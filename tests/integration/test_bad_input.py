@@ -15,6 +15,8 @@ from pipelines.cli import main
 from pipelines.store import artifacts
 from tests.conftest import DATA_STAGES, copy_of, digest, enter, run_stages, write_params
 
+pytestmark = pytest.mark.catalogue("bad-input")
+
 # Each stage's outputs, in pipeline order: the failed stage's and every later one's must be unchanged.
 OUTPUTS = {
     "ingest": (artifacts.INGESTED,),

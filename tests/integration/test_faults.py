@@ -25,6 +25,8 @@ from pipelines.running import scheduled, stage_server
 from pipelines.store import artifacts, landing
 from tests.conftest import copy_of, digest, enter, free_port, git_repository, start_server, stop_process
 
+pytestmark = pytest.mark.catalogue("fault")
+
 BIN = Path(sys.executable).parent
 
 
