@@ -1,50 +1,55 @@
-"""The sweep stage against plain random search, and its parallel throughput and orchestration overhead.
+"""The sweep stage against the tuners a Keras user would pick instead, at equal budgets over many seeds;
+and its parallel throughput and orchestration overhead.
 
-Runs in a temporary copy of the project (its data/splits must exist: run `make run` first), against one
-Prefect server started for the benchmark.
+Runs in temporary copies of the project, each task's splits made by its stages, against one Prefect
+server started for the benchmark.
 
-1. Efficiency (per task and seed, same search space, same trial budget, same epochs per trial):
-   KerasTuner's RandomSearch (the peer) trains every trial to the end; `mlstrategy stage sweep` (caviar:
-   a coarse round that screens a ninth of the epochs, then a finer one pruned by successive halving, its
-   first rung shared with the screened trials, the best third of which it opens with, resumed).
-   Score of a trial: its dev accuracy after its last epoch. The peer's best score is the bar; the figure
-   is the epochs our sweep spent (all trials, in order of completion) until a finished trial reached the
-   bar, over the epochs the peer spent to find its best (its whole budget: it cannot know its best before
-   the end). Target: at most 1/3. Also printed: the peer's epochs up to its best trial. Two tasks: the
-   default data (dev 352 examples: a trial's dev accuracy has a standard error of about 0.02, as wide as
-   the spread between good configurations) and a synthetic one with a dev set of 5,000 (about 0.006),
-   where the bar is set by configurations more than by luck. Per task, a reference from the peer's own
-   curves (all seeds, no training of its own): how often 16 random configurations, all screened at the
-   first rung and the best trained on within the same third (3 of them after screening all 16), reach
-   the best of 16 others; and how often they do all trained to the end, about 1/2 since both sides draw
-   alike. With the same trial budget as the peer, only better than random configurations (coarse to
-   fine) can meet the target in more than about half the runs.
-2. Throughput: the same sweep (2 rounds of `--trials`, same seed, no pruning nor screening, so both runs
-   train the same trials) with workers=1 and workers=2 on this machine's cores. Target: 2 workers at least
-   1.7x the trials per second of 1 worker (trial span: from the first trial's start in its worker to the
-   last one's end, the pool's start excluded; with the start included as well). Pairs of runs alternate
-   (`--repeats`, median of their ratios): this shared machine's speed drifts by a third between runs.
+1. Anytime curves (per task, method and seed; same search space, data, model builder and budget). A trial's
+   cost is the epochs it trained (screened and pruned epochs count; a resumed trial's earlier epochs are
+   its source's); its score, its dev accuracy after its last epoch. A search's curve: the best score of the
+   trials that have ended, against the epochs spent so far (trials in the order they ended). Budget B:
+   KerasTuner RandomSearch's, 16 trials x 20 epochs. Methods: ours (`mlstrategy stage sweep` at its
+   defaults, with rounds enough to spend B, one worker so that its order is the seed's alone), and, in
+   `sweep_peers.py`, KerasTuner's RandomSearch and Hyperband (max_epochs 20, factor 3) and Optuna's
+   TPESampler with its HyperbandPruner, each at its documented defaults apart from the space, the budget
+   and the seed. Tasks: the default data (8x8 images, dev 352 examples), a synthetic table with a dev set
+   of 5,000 (make_classification), and bench_tables' planted_mixed table (string labels, categorical
+   columns, a date, missing values; `mlstrategy init`). Seeds pair the methods: same task, same data, seed
+   s for each. Targets: (1) at B/3 our mean best is at least RandomSearch's at B; (2) at every budget from
+   B/10 to B our mean best is at least each peer's at the same budget. Printed: the table of budgets x
+   methods (mean and the 90% interval of the mean over seeds), the paired mean difference ours - peer with
+   its 90% interval at B/3 and B, met or not for each target. Every curve goes to the JSON (`--out`), the
+   mean curves' picture beside it (PNG).
+2. Throughput: the same sweep (2 rounds of `--throughput-trials`, same seed, no pruning nor screening, so
+   both runs train the same trials) with workers=1 and workers=2 on this machine's cores. Target: 2
+   workers at least 1.7x the trials per second of 1 worker (trial span: from the first trial's start in
+   its worker to the last one's end, the pool's start excluded; with the start included as well). Pairs
+   of runs alternate (`--repeats`, median of their ratios): this shared machine's speed drifts by a third
+   between runs.
 3. Overhead per trial with 1 worker: the trial span minus the training inside the trials, per trial
    (Prefect task runs, Optuna storage, model save, latency check). Target: under 0.5 s.
-Usage: python benchmarks/bench_sweep.py [--seeds 3] [--tasks default,synthetic] [--rounds 2] [--trials 8]
-       [--epochs 20] [--no-throughput] [--repeats 3]
+Usage: python benchmarks/bench_sweep.py [--seeds 12] [--tasks digits,synthetic,planted_mixed]
+       [--methods ours,random,hyperband,tpe] [--jobs 2] [--out sweep_anytime.json] [--no-throughput]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,7 +61,8 @@ from benchmarks.bench_pipeline import (  # noqa: E402
     set_params,
     start_prefect_server,
 )
-from components import search_space  # noqa: E402
+from benchmarks.bench_tables import TABLES  # noqa: E402
+from components.sweep import anytime, best_within  # noqa: E402
 from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
@@ -95,14 +101,14 @@ def write_synthetic_splits(project: Path, seed: int = 0) -> None:
         part.to_parquet(splits / f"{name}.parquet", index=False)
 
 
-def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
-    """Run the stage; returns sweep.json and the study's finished trials (FrozenTrial)."""
+def run_sweep(project: Path, env: dict, sweep: dict, prefix: Sequence[str] = ()) -> tuple[dict, list]:
+    """Run the stage (after `prefix`: taskset); returns sweep.json and the study's finished trials
+    (FrozenTrial)."""
     import optuna
 
     set_params(project, {"sweep": sweep})
-    done = subprocess.run(
-        [str(BIN / "mlstrategy"), "stage", "sweep"], cwd=project, env=env, capture_output=True, text=True
-    )
+    command = [*prefix, str(BIN / "mlstrategy"), "stage", "sweep"]
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr[-4000:])
     summary = json.loads((project / "metrics" / "sweep.json").read_text())
@@ -110,154 +116,6 @@ def run_sweep(project: Path, env: dict, sweep: dict) -> tuple[dict, list]:
     study = optuna.load_study(study_name=summary["study"], storage=storage)
     trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     return summary, trials
-
-
-def peer_random_search(project: Path, space: dict, trials: int, epochs: int, seed: int) -> list[dict]:
-    """KerasTuner RandomSearch over the same space: [{score, epochs}] in trial order."""
-    import keras
-    import keras_tuner as kt
-
-    from components.config import TrainConfig
-    from components.models import build_model
-    from components.training import make_optimizer
-    from pipelines.store.params import load_params
-    from pipelines.store.tables import classes as class_list
-    from pipelines.store.tables import feature_columns, xy
-
-    os.chdir(project)
-    params = load_params()
-    import pandas as pd
-
-    frames = {
-        name: pd.read_parquet(project / "data" / "splits" / f"{name}.parquet") for name in ("train", "dev")
-    }
-    features = feature_columns(frames["train"].columns, params.data)
-    labels = class_list(params.data)
-    (x, y), (x_dev, y_dev) = (xy(frames[name], params.data, features, labels) for name in ("train", "dev"))
-    classes = len(labels)
-    curves: list[list[float]] = []
-
-    class Model(kt.HyperModel):
-        def config(self, hp) -> TrainConfig:
-            lr, beta, units = space["learning_rate"], space["beta_1"], space["units"]
-            return dataclasses.replace(
-                params.train,
-                hidden_units=(hp.Int("units", units["low"], units["high"], sampling="log"),)
-                * hp.Int("layers", space["layers"]["low"], space["layers"]["high"]),
-                learning_rate=hp.Float("learning_rate", lr["low"], lr["high"], sampling="log"),
-                beta_1=1 - hp.Float("one_minus_beta_1", 1 - beta["high"], 1 - beta["low"], sampling="log"),
-                batch_size=hp.Choice("batch_size", space["batch_size"]["choices"]),
-                epochs=epochs,
-            )
-
-        def build(self, hp):
-            config = self.config(hp)
-            model = build_model(config, x, classes)
-            model.compile(
-                optimizer=make_optimizer(config, -(-len(x) // config.batch_size)),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            return model
-
-        def fit(self, hp, model, *args, **kwargs):
-            history = model.fit(*args, batch_size=self.config(hp).batch_size, **kwargs)
-            curves.append([float(v) for v in history.history["val_accuracy"]])
-            return history
-
-    class RandomSearch(kt.RandomSearch):
-        # Imports tensorboard unconditionally under TensorFlow, only to patch a TensorBoard callback,
-        # which this search does not use.
-        def _configure_tensorboard_dir(self, callbacks, trial, execution=0) -> None:
-            return None
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tuner = RandomSearch(
-            Model(),
-            objective="val_accuracy",
-            max_trials=trials,
-            seed=seed,
-            directory=tmp,
-            project_name="peer",
-            overwrite=True,
-        )
-        keras.utils.set_random_seed(seed)
-        tuner.search(x, y, epochs=epochs, validation_data=(x_dev, y_dev), verbose=0)
-    return [{"score": c[-1], "epochs": len(c), "curve": c} for c in curves]
-
-
-def efficiency(project: Path, env: dict, seed: int, rounds: int, trials: int, epochs: int) -> dict:
-    space = yaml.safe_load((project / "params.yaml").read_text())["sweep"]["space"]
-    peer = peer_random_search(project, space, rounds * trials, epochs, seed)
-    bar = max(t["score"] for t in peer)
-    peer_epochs = sum(t["epochs"] for t in peer)
-    best_at = next(i for i, t in enumerate(peer) if t["score"] == bar)
-    summary, ours = run_sweep(
-        project,
-        env,
-        {"seed": seed, "rounds": rounds, "trials": trials, "epochs": epochs, "pruner": "auto", "workers": 2},
-    )
-    spent, reached, trace = 0, None, []
-    for t in sorted(ours, key=lambda t: t.datetime_complete):
-        outcome = t.user_attrs["outcome"]
-        spent += outcome["epochs"]
-        trace.append([t.user_attrs["round"], outcome["epochs"], round(outcome["curve"][-1], 4)])
-        if reached is None and t.state.name == "COMPLETE" and t.value >= bar:
-            reached = spent
-    return {
-        "seed": seed,
-        "peer_best": bar,
-        "peer_epochs": peer_epochs,
-        "peer_epochs_to_its_best": sum(t["epochs"] for t in peer[: best_at + 1]),
-        "ours_best": summary["best"]["dev_metric"],
-        "ours_epochs_total": summary["epochs_used"],
-        "ours_epochs_to_bar": reached,
-        "ratio": None if reached is None else reached / peer_epochs,
-        "pruned": summary["pruned"],
-        "peer_scores": [round(t["score"], 4) for t in peer],
-        "peer_curves": [[round(v, 4) for v in t["curve"]] for t in peer],
-        "trace": trace,  # ours in order of completion: [round, epochs, last dev metric]
-    }
-
-
-def halving_reference(
-    curves: list[list[float]], configurations: int, budget: float, draws: int = 4000, seed: int = 0
-) -> dict | None:
-    """How often random configurations reach the best of as many other random configurations trained to
-    the end (the peer's bar), from the peer's own curves (every configuration it trained, all seeds of a
-    task: no training of its own). Each draw takes `configurations` curves for the bar and as many others:
-
-    - `rate`: those others all screened at successive halving's first rung, then as many of the best as
-      `budget` epochs allow trained to the end (one rung: the most configurations it can finish);
-    - `ceiling`: the others all trained to the end. Both sides draw alike, so this is about 1/2 whatever
-      the epochs: no method that samples as many configurations at random as the peer beats it.
-
-    None when the pool holds fewer than two draws or the curves are too short to screen."""
-    if len({len(curve) for curve in curves}) != 1 or len(curves) < 2 * configurations:
-        return None
-    pool = np.array(curves)
-    epochs = pool.shape[1]
-    screen = search_space.first_rung(epochs)
-    if screen >= epochs:
-        return None
-    finish = min(configurations, max(0, int((budget - configurations * screen) // (epochs - screen))))
-    rng = np.random.default_rng(seed)
-    reached = ceiling = 0
-    for _ in range(draws):
-        drawn = rng.choice(len(pool), 2 * configurations, replace=False)
-        ours, peer = drawn[:configurations], drawn[configurations:]
-        bar = pool[peer, -1].max()
-        best = ours[np.argsort(-pool[ours, screen - 1], kind="stable")[:finish]]
-        reached += bool(finish) and pool[best, -1].max() >= bar
-        ceiling += pool[ours, -1].max() >= bar
-    return {
-        "screen": screen,
-        "finish": finish,
-        "pool": len(pool),
-        "draws": draws,
-        "rate": float(reached / draws),
-        "ceiling": float(ceiling / draws),
-    }
 
 
 def span(trials: list) -> tuple[float, float]:
@@ -277,8 +135,8 @@ def throughput_run(project: Path, env: dict, args: argparse.Namespace, workers: 
         {
             "seed": 100,
             "storage": f"sqlite:///{project / 'sweeps' / f'throughput-{workers}-{repeat}.db'}",
-            "rounds": args.rounds,
-            "trials": args.trials,
+            "rounds": 2,
+            "trials": args.throughput_trials,
             "epochs": args.epochs,
             "pruner": "none",
             "coarse_epochs": None,  # every trial trains to the end, as last stop's figures did
@@ -297,124 +155,342 @@ def throughput_run(project: Path, env: dict, args: argparse.Namespace, workers: 
     }
 
 
-def use_task(project: Path, task: str) -> None:
-    """Put the task's splits in the project: the default data's (8x8 images: a CNN), or the synthetic
-    one's (a table: an MLP)."""
-    splits = project / "data" / "splits"
-    shutil.rmtree(splits, ignore_errors=True)
-    shutil.copytree(ROOT / "data" / "splits", splits)
-    default = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["image_shape"]
-    set_params(project, {"data": {"image_shape": default if task == "default" else None}})
+def use_task(project: Path, task: str, env: dict) -> None:
+    """The task's splits in the project, made by its stages (`mlstrategy run split`): the default data
+    (8x8 images: a CNN); the synthetic table over them (an MLP); or one of bench_tables' tables
+    (`planted_mixed`: string labels, categories of 5 and 30 levels, a date, a flag, missing values),
+    set up by `mlstrategy init`. palmerpenguins' table is too easy to rank tuners: every method tried
+    reached 100% dev accuracy on seed 0."""
+    commands = [["run", "split"]]
+    if task in TABLES:
+        frame, label = TABLES[task]()
+        frame.to_csv(project / "data" / f"{task}.csv", index=False)
+        init = ["init", "--data", f"data/{task}.csv", "--label", label, "--human-level", "0.01"]
+        commands.insert(0, init)
+    for command in commands:
+        done = subprocess.run(
+            [str(BIN / "mlstrategy"), *command], cwd=project, env=env, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(done.stdout[-2000:] + done.stderr[-4000:])
     if task == "synthetic":
+        set_params(project, {"data": {"image_shape": None}})
         write_synthetic_splits(project)
+
+
+def task_project(work: Path, task: str, env: dict, epochs: int) -> Path:
+    project = work / task
+    project.mkdir()
+    copy_project(project)
+    set_params(project, {"sweep": {"epochs": epochs}})
+    use_task(project, task, env)
+    return project
+
+
+class Search(NamedTuple):
+    """One search to run: a method on a task's project with a seed, on cores of its own."""
+
+    task: str
+    method: str
+    seed: int
+
+
+def run_search(
+    search: Search, projects: dict[str, Path], work: Path, env: dict, args, cores: list[int]
+) -> dict:
+    """The search's trials in the order they ended ([epochs, score] each) and its curve."""
+    taskset = ["taskset", "--cpu-list", ",".join(map(str, cores))]
+    if search.method == "ours":
+        # A copy of its own: the sweep writes its study, models and metrics in the project.
+        project = work / "searches" / "-".join(map(str, search))
+        shutil.copytree(projects[search.task], project, symlinks=True)
+        # A round spends about a third of its trials' full epochs (screening, pruning): enough rounds to
+        # spend B (measured: 7 rounds of 8 spent 393 epochs on the default data).
+        rounds = -(-args.trials * 3 // args.our_trials)
+        options = {"seed": search.seed, "rounds": rounds, "trials": args.our_trials, "epochs": args.epochs}
+        _, trials = run_sweep(project, env, {**options, "workers": 1}, prefix=taskset)
+        ended = [
+            [t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]]
+            for t in sorted(trials, key=lambda t: t.datetime_complete)
+        ]
+        shutil.rmtree(project, ignore_errors=True)
+    else:
+        out = work / "searches" / ("-".join(map(str, search)) + ".json")
+        command = [str(BIN / "python"), str(ROOT / "benchmarks" / "sweep_peers.py"), search.method]
+        command += ["--project", str(projects[search.task]), "--seed", str(search.seed)]
+        command += [
+            "--budget",
+            str(args.trials * args.epochs),
+            "--epochs",
+            str(args.epochs),
+            "--out",
+            str(out),
+        ]
+        done = subprocess.run([*taskset, *command], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{search}: {done.stderr[-4000:]}")
+        ended = [[t["epochs"], t["score"]] for t in json.loads(out.read_text())]
+    return {**search._asdict(), "ended": ended, "curve": [list(p) for p in anytime(ended)]}
+
+
+def interval(values: list[float], level: float = 0.9) -> tuple[float, float, float]:
+    """Mean and the `level` interval of the mean (Student's t over the seeds)."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if len(data) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(data) - 1) * data.std(ddof=1) / np.sqrt(len(data)))
+    return mean, mean - half, mean + half
+
+
+def best_at(curves: dict[int, list], seeds: list[int], spent: float) -> list[float]:
+    """Per seed, the best score a search had found within `spent` epochs (NaN: no trial had ended)."""
+    found = [best_within(curves[seed], spent) for seed in seeds]
+    return [np.nan if value is None else value for value in found]
+
+
+def compare(searches: list[dict], budget: int, methods: list[str]) -> dict:
+    """Per task: the table of budgets x methods, the paired differences at B/3 and B, and the targets."""
+    fractions = (0.1, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 1.0)
+    report: dict = {}
+    for task in dict.fromkeys(s["task"] for s in searches):
+        runs = {
+            m: {s["seed"]: s["curve"] for s in searches if s["task"] == task and s["method"] == m}
+            for m in methods
+        }
+        seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
+        if not seeds:
+            continue  # no seed every method has run yet
+        at = {f: {m: best_at(runs[m], seeds, f * budget) for m in methods} for f in (*fractions, 1 / 3, 1.0)}
+        table = {f"{f:.3g}": {m: interval(at[f][m]) for m in methods} for f in fractions}
+        peers = [m for m in methods if m != "ours"]
+        paired = (
+            {
+                f"{f:.3g}": {p: interval(list(np.subtract(at[f]["ours"], at[f][p]))) for p in peers}
+                for f in (1 / 3, 1.0)
+            }
+            if "ours" in methods
+            else {}
+        )
+        targets = {}
+        if "ours" in methods and "random" in methods:
+            third, full = at[1 / 3]["ours"], at[1.0]["random"]
+            targets["ours at B/3 >= random at B"] = {
+                "met": bool(np.mean(third) >= np.mean(full)),
+                "ours": float(np.mean(third)),
+                "random": float(np.mean(full)),
+                "paired": interval(list(np.subtract(third, full))),
+            }
+        if "ours" in methods:
+            short = [
+                f"{peer} at {fraction} B"
+                for fraction, row in table.items()
+                for peer in peers
+                if not row["ours"][0] >= row[peer][0]
+            ]
+            targets["ours >= every peer at every budget from B/10 to B"] = {"met": not short, "missed": short}
+        report[task] = {"seeds": seeds, "table": table, "paired": paired, "targets": targets}
+    return report
+
+
+def print_report(report: dict, budget: int, methods: list[str]) -> None:
+    for task, found in report.items():
+        seeds = len(found["seeds"])
+        print(
+            f"\n{task}: mean best dev accuracy [90% interval of the mean], {seeds} seeds, B = {budget} epochs"
+        )
+        print("budget".ljust(14) + "".join(m.rjust(26) for m in methods))
+        for fraction, row in found["table"].items():
+            label = f"{float(fraction):.2f} B ({float(fraction) * budget:.0f})"
+            print(
+                label.ljust(14)
+                + "".join(f"{m[0]:.4f} [{m[1]:.4f}, {m[2]:.4f}]".rjust(26) for m in row.values())
+            )
+        for fraction, row in found["paired"].items():
+            for peer, (mean, low, high) in row.items():
+                print(f"  ours - {peer} at {float(fraction):.2f} B: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+        for name, target in found["targets"].items():
+            detail = ""
+            if "paired" in target:
+                mean, low, high = target["paired"]
+                detail = (
+                    f" (ours {target['ours']:.4f}, random {target['random']:.4f}; paired {mean:+.4f} "
+                    f"[{low:+.4f}, {high:+.4f}])"
+                )
+            elif target.get("missed"):
+                detail = " (below at: " + ", ".join(target["missed"]) + ")"
+            print(f"  target {name}: {'met' if target['met'] else 'NOT met'}{detail}")
+
+
+def plot(searches: list[dict], budget: int, methods: list[str], path: Path) -> None:
+    """Per task, each method's mean curve with its 90% band, B/3 and RandomSearch's mean at B marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(s["task"] for s in searches))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    grid = np.arange(budget // 10, budget + 1)
+    for axis, task in zip(axes[0], tasks, strict=True):
+        for method in methods:
+            curves = [s["curve"] for s in searches if s["task"] == task and s["method"] == method]
+            if not curves:
+                continue
+            values = np.array(
+                [[np.nan if (v := best_within(c, b)) is None else v for b in grid] for c in curves]
+            )
+            bands = np.array([interval(list(column)) for column in values.T])
+            axis.plot(grid, bands[:, 0], label=method)
+            axis.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.2)
+        axis.axvline(budget / 3, color="grey", linestyle=":", linewidth=1)
+        axis.set(title=task, xlabel="epochs spent", ylabel="best dev accuracy so far")
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def throughput(project: Path, env: dict, args) -> dict:
+    """Interleaved pairs of sweeps on 1 and 2 workers: speed-up and overhead per trial (medians)."""
+    pairs = []
+    for repeat in range(args.repeats):  # interleaved: a burst of other work hits both sides
+        timings = {}
+        for workers in (1, 2):
+            timings[workers] = throughput_run(project, env, args, workers, repeat)
+            row = timings[workers]
+            print(
+                f"repeat {repeat}, {workers} worker(s): {row['trials']} trials in {row['span_s']:.1f} s "
+                f"(flow {row['wall_s']:.1f} s, stage process {row['stage_s']:.1f} s), training inside "
+                f"trials {row['training_s']:.1f} s",
+                flush=True,
+            )
+        one, two = timings[1], timings[2]
+        pairs.append(
+            {
+                "timings": timings,
+                "speedup_span": one["span_s"] / two["span_s"],
+                "speedup_flow": one["wall_s"] / two["wall_s"],
+                "overhead_per_trial_s": (one["span_s"] - one["training_s"]) / one["trials"],
+                "in_task_per_trial_s": one["in_task_s"] / one["trials"],
+            }
+        )
+    summary = {
+        key: float(np.median([pair[key] for pair in pairs]))
+        for key in ("speedup_span", "speedup_flow", "overhead_per_trial_s", "in_task_per_trial_s")
+    }
+    each = ", ".join(f"{pair['speedup_span']:.2f}x" for pair in pairs)
+    print(
+        f"throughput 2 workers / 1 worker: median {summary['speedup_span']:.2f}x over the trials ({each}), "
+        f"{summary['speedup_flow']:.2f}x with the pool start (target >= 1.7): "
+        f"{'met' if summary['speedup_span'] >= 1.7 else 'NOT met'}\n"
+        f"overhead per trial (1 worker): median {summary['overhead_per_trial_s']:.3f} s (target < 0.5): "
+        f"{'met' if summary['overhead_per_trial_s'] < 0.5 else 'NOT met'}; of it "
+        f"{summary['in_task_per_trial_s']:.3f} s inside the task (model save, latency check, study), the "
+        "rest between tasks (Prefect, the pool, the study)",
+        flush=True,
+    )
+    return {"repeats": pairs, "median": summary}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3, help="efficiency runs per task (0: skip them)")
+    parser.add_argument("--seeds", type=int, default=12, help="per task and method (0: no anytime curves)")
     parser.add_argument(
-        "--tasks",
-        default="default,synthetic",
-        help="efficiency on: default (the default data, dev 352), synthetic (train 1,000, dev 5,000)",
+        "--tasks", default="digits,synthetic,planted_mixed", help=f"digits, synthetic, {', '.join(TABLES)}"
     )
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--trials", type=int, default=8, help="per round; the peer gets rounds x trials")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--methods", default="ours,random,hyperband,tpe", help="ours, random, hyperband, tpe")
+    parser.add_argument("--trials", type=int, default=16, help="RandomSearch's trials: B = trials x epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="of a trial trained to the end")
+    parser.add_argument(
+        "--our-trials", type=int, default=8, help="our sweep's trials per round (its default)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="searches at once, each on its own cores (0: one per core)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("sweep_anytime.json"), help="every curve; PNG beside"
+    )
     parser.add_argument(
         "--throughput", action=argparse.BooleanOptionalAction, default=True, help="measure workers 1 vs 2"
     )
+    parser.add_argument("--throughput-trials", type=int, default=8, help="per round, 2 rounds")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved throughput pairs (median)")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the searches --out holds (same budget), run the others"
+    )
     args = parser.parse_args()
-    if not (ROOT / "data" / "splits" / "train.parquet").is_file():
-        raise SystemExit("data/splits is missing: run `make run` first")
-    results: dict = {"efficiency": [], "throughput": {}}
+    methods = args.methods.split(",")
+    budget = args.trials * args.epochs
+    results: dict = {"budget": budget, "epochs": args.epochs, "searches": [], "throughput": {}}
+    if args.resume and args.out.is_file():
+        kept = json.loads(args.out.read_text())
+        if (kept["budget"], kept["epochs"]) == (budget, args.epochs):
+            results["searches"] = kept["searches"]
+    done = {(s["task"], s["method"], s["seed"]) for s in results["searches"]}
+    saving = threading.Lock()
+
+    def save() -> None:
+        """Every search so far, after each one: a long benchmark stopped midway resumes (--resume)."""
+        with saving:
+            partial = args.out.with_suffix(".partial")
+            partial.write_text(json.dumps(results, default=str))
+            partial.replace(args.out)
+
+    cores = sorted(os.sched_getaffinity(0))
+    jobs = args.jobs or len(cores)
+    slots: queue.Queue = queue.Queue()
+    for slot in range(jobs):
+        slots.put(cores[slot * len(cores) // jobs : (slot + 1) * len(cores) // jobs] or cores)
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "project"
-        project.mkdir()
-        copy_project(project)
-        env = isolated_env(Path(tmp), stage_server=False)
-        start_prefect_server(project, env)
+        work = Path(tmp)
+        (work / "searches").mkdir()
+        env = isolated_env(work, stage_server=False)
+        start_prefect_server(work, env)
+        projects = {}
+        for task in args.tasks.split(",") if args.seeds else []:
+            started = time.perf_counter()
+            projects[task] = task_project(work, task, env, args.epochs)
+            print(f"{task}: splits made in {time.perf_counter() - started:.0f} s", flush=True)
         try:
-            for task in args.tasks.split(",") if args.seeds else []:
-                use_task(project, task)
-                for seed in range(args.seeds):
-                    row = efficiency(project, env, seed, args.rounds, args.trials, args.epochs)
-                    results["efficiency"].append({"task": task, **row})
-                    ratio = "never reached" if row["ratio"] is None else f"{row['ratio']:.2f}"
-                    print(
-                        f"{task} seed {seed}: peer best dev accuracy {row['peer_best']:.4f} after "
-                        f"{row['peer_epochs']} epochs ({row['peer_epochs_to_its_best']} up to its best "
-                        f"trial); ours reached it after {row['ours_epochs_to_bar']} epochs (ratio {ratio}, "
-                        f"target <= 0.33); ours best {row['ours_best']:.4f} in {row['ours_epochs_total']} "
-                        f"epochs, {row['pruned']} pruned",
-                        flush=True,
-                    )
-                rows = [row for row in results["efficiency"] if row["task"] == task]
-                met = sum(row["ratio"] is not None and row["ratio"] <= 1 / 3 for row in rows)
-                configurations = args.rounds * args.trials  # the peer's trials
-                reference = halving_reference(
-                    [curve for row in rows for curve in row["peer_curves"]],
-                    configurations,
-                    rows[0]["peer_epochs"] / 3,
-                )
-                results.setdefault("reference", {})[task] = reference
+            # Task by task, seed by seed: a benchmark stopped early has whole seeds of the first tasks.
+            searches = [
+                search
+                for search in (Search(t, m, s) for t in projects for s in range(args.seeds) for m in methods)
+                if tuple(search) not in done
+            ]
+
+            def one(search: Search) -> dict:
+                mine = slots.get()
+                try:
+                    started = time.perf_counter()
+                    found = run_search(search, projects, work, env, args, mine)
+                finally:
+                    slots.put(mine)
+                spent, best = found["curve"][-1] if found["curve"] else (0, float("nan"))
                 print(
-                    f"{task}: ours reached the peer's best within 1/3 of its epochs in {met} of "
-                    f"{len(rows)} runs"
-                    + (
-                        ""
-                        if reference is None
-                        else f"; from the peer's {reference['pool']} curves ({reference['draws']} draws), "
-                        f"{configurations} random configurations screened for "
-                        f"{reference['screen']} epochs, the best {reference['finish']} trained on within "
-                        f"the same 1/3, reach the best of {configurations} others in "
-                        f"{reference['rate']:.0%}; all trained to the end, in {reference['ceiling']:.0%} "
-                        "(the ceiling of random sampling with the peer's trial budget)"
-                    ),
+                    f"{search.task} {search.method} seed {search.seed}: best {best:.4f} after {spent} "
+                    f"epochs, {len(found['ended'])} trials, {time.perf_counter() - started:.0f} s",
                     flush=True,
                 )
-            if not args.throughput:
-                return print(json.dumps(results, default=str))
-            use_task(project, "default")
-            pairs = []
-            for repeat in range(args.repeats):  # interleaved: a burst of other work hits both sides
-                timings = {}
-                for workers in (1, 2):
-                    timings[workers] = throughput_run(project, env, args, workers, repeat)
-                    row = timings[workers]
-                    print(
-                        f"repeat {repeat}, {workers} worker(s): {row['trials']} trials in "
-                        f"{row['span_s']:.1f} s (flow {row['wall_s']:.1f} s, stage process "
-                        f"{row['stage_s']:.1f} s), training inside trials {row['training_s']:.1f} s",
-                        flush=True,
-                    )
-                one, two = timings[1], timings[2]
-                pairs.append(
-                    {
-                        "timings": timings,
-                        "speedup_span": one["span_s"] / two["span_s"],
-                        "speedup_flow": one["wall_s"] / two["wall_s"],
-                        "overhead_per_trial_s": (one["span_s"] - one["training_s"]) / one["trials"],
-                        "in_task_per_trial_s": one["in_task_s"] / one["trials"],
-                    }
-                )
-            summary = {
-                key: float(np.median([pair[key] for pair in pairs]))
-                for key in ("speedup_span", "speedup_flow", "overhead_per_trial_s", "in_task_per_trial_s")
-            }
-            results["throughput"] = {"repeats": pairs, "median": summary}
-            each = ", ".join(f"{pair['speedup_span']:.2f}x" for pair in pairs)
-            print(
-                f"throughput 2 workers / 1 worker: median {summary['speedup_span']:.2f}x over the trials "
-                f"({each}), {summary['speedup_flow']:.2f}x with the pool start (target >= 1.7)\n"
-                f"overhead per trial (1 worker): median {summary['overhead_per_trial_s']:.3f} s "
-                f"(target < 0.5), of which {summary['in_task_per_trial_s']:.3f} s inside the task (model "
-                "save, latency check, study) and the rest between tasks (Prefect, the pool, the study)",
-                flush=True,
-            )
+                results["searches"].append(found)
+                save()
+                return found
+
+            with ThreadPoolExecutor(jobs) as pool:
+                list(pool.map(one, searches))
+            if results["searches"]:
+                results["report"] = compare(results["searches"], budget, methods)
+                print_report(results["report"], budget, methods)
+                plot(results["searches"], budget, methods, args.out.with_suffix(".png"))
+            if args.throughput:
+                digits = projects.get("digits") or task_project(work, "digits", env, args.epochs)
+                results["throughput"] = throughput(digits, env, args)
         finally:
             subprocess.run([str(BIN / "prefect"), "server", "stop"], env=env, capture_output=True)
-    print(json.dumps(results, default=str))
+    args.out.write_text(json.dumps(results, default=str))
+    print(f"every curve: {args.out}; the picture: {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -39,12 +39,12 @@ class Draw:
     def search_space(self) -> SearchSpace:
         return SearchSpace.from_params(self.space or DEFAULT_SPACE)
 
-    def log_range(self, name: str) -> tuple[float, float]:
-        """log10 of the space's bounds of `name` (a log-scale knob), else of the default space's."""
-        spec = (self.space or {}).get(name) or DEFAULT_SPACE[name]
-        if spec.get("scale") != "log":
-            spec = DEFAULT_SPACE[name]
-        return float(np.log10(spec["low"])), float(np.log10(spec["high"]))
+    def within(self, name: str) -> Any:
+        """A value of knob `name` from the sweep's own definition of it (its range and scale in the
+        space, else in the default space), in this trial's slice of its sampling axis."""
+        space = self.space if self.space and name in self.space else DEFAULT_SPACE
+        knob = SearchSpace.from_params({name: space[name]}).parameter(name)
+        return knob.at((self.index + self.rng.random()) / self.count)
 
     def log_uniform(self, low: int | float, high: int | float) -> float:
         """10**r with r uniform in this trial's slice of [low, high]."""
@@ -102,7 +102,7 @@ def _longer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
 def _optimizer(config: TrainConfig, draw: Draw) -> dict[str, Any]:
     return {
         "optimizer": draw.choice(["adam", "rmsprop", "sgd"]),
-        "learning_rate": draw.log_uniform(*draw.log_range("learning_rate")),
+        "learning_rate": draw.within("learning_rate"),
     }
 
 

@@ -163,8 +163,15 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str], metric: str) -> Figure:
-    """Left: the dev metric of each trial against its learning rate (log axis), trials stopped early
+def sweep_figure(
+    trials: Sequence[Mapping[str, Any]],
+    parameters: Sequence[str],
+    metric: str,
+    anytime: Sequence[Sequence[float]] = (),
+) -> Figure:
+    """Left: the anytime curve, the best dev metric found against the epochs spent (`anytime`: [epochs
+    spent, best so far] after each trial, in the order they ended), when given.
+    Middle: the dev metric of each trial against its learning rate (log axis), trials stopped early
     (pruned, or screened in a coarse round) hollow.
     Right: parallel coordinates, one line per trial across every searched hyperparameter (each axis
     scaled to its own range; learning rate on its log), coloured by the dev metric.
@@ -172,8 +179,19 @@ def sweep_figure(trials: Sequence[Mapping[str, Any]], parameters: Sequence[str],
     from matplotlib import colormaps
     from matplotlib.ticker import NullFormatter
 
-    figure = _figure(10.0, 3.6)
-    lr_ax, par_ax = figure.subplots(1, 2, width_ratios=[2, 3])
+    if anytime:
+        figure = _figure(14.0, 3.6)
+        any_ax, lr_ax, par_ax = figure.subplots(1, 3, width_ratios=[2, 2, 3])
+        spent, best = zip(*anytime, strict=True)
+        any_ax.step([0, *spent], [best[0], *best], where="post", color="#3b6ea8")
+        any_ax.plot(spent, best, "o", markersize=3, color="#3b6ea8")
+        any_ax.set(
+            xlabel="epochs spent (all trials)", ylabel=f"best dev {metric} so far", title="Anytime curve"
+        )
+        any_ax.spines[["top", "right"]].set_visible(False)
+    else:
+        figure = _figure(10.0, 3.6)
+        lr_ax, par_ax = figure.subplots(1, 2, width_ratios=[2, 3])
     values = np.array([float(t["dev_metric"]) for t in trials])
     # Colour by rank: one hopeless pruned trial would otherwise wash out the differences that matter.
     norm = np.argsort(np.argsort(values)) / max(len(values) - 1, 1)

@@ -114,6 +114,15 @@ class Hyperparameter:
         """The config value of what Optuna sampled under `key`."""
         return 1 - sampled if self.scale == "beta" else sampled
 
+    def at(self, quantile: float) -> Any:
+        """The config value at `quantile` (in [0, 1)) of this knob's sampling axis: where a uniform draw
+        of `quantile` lands, as Optuna samples the knob (the recipe loop's stratified draws)."""
+        if self.scale == "choice":
+            return self.choices[min(int(quantile * len(self.choices)), len(self.choices) - 1)]
+        to, back = _transform(self.scale)
+        value = back(to(self.low) + quantile * (to(self.high) - to(self.low)))
+        return int(min(round(value), self.high)) if self.scale in ("int", "int_log") else float(value)
+
     def zoom(self, values: Sequence[Any], margin: float = 0.25) -> Hyperparameter:
         """The box around `values` (config values of the best trials): their span on this scale widened by
         `margin` of it on each side, inside the current range; of choices, those the best trials took
@@ -200,6 +209,12 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return {p.name: p.to_dict() for p in self.parameters}
+
+    def parameter(self, name: str) -> Hyperparameter:
+        found = [p for p in self.parameters if p.name == name]
+        if not found:
+            raise KeyError(f"the search space has no {name!r}")
+        return found[0]
 
 
 # The default search space (params.yaml's `sweep.space` unless set there), also what the recipe loop's

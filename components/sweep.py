@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,30 @@ def promote(scores: Sequence[float], higher_is_better: bool = True) -> list[int]
     """Indices of the trials successive halving promotes from a rung where they scored `scores`: the best
     1/REDUCTION_FACTOR of them (at least one), best first."""
     return _ranked(scores, higher_is_better)[: max(1, len(scores) // REDUCTION_FACTOR)]
+
+
+def anytime(ended: Iterable[tuple[int, float]], higher_is_better: bool = True) -> list[tuple[int, float]]:
+    """A search's anytime curve: for its trials in the order they ended, each (epochs it trained, its dev
+    metric after its last epoch; screened and pruned trials too), the point (epochs spent so far, best dev
+    metric so far) after each. How a search is compared with another at equal budgets."""
+    spent, best, points = 0, None, []
+    for epochs, value in ended:
+        spent += int(epochs)
+        if best is None or (value > best if higher_is_better else value < best):
+            best = float(value)
+        points.append((spent, best))
+    return points
+
+
+def best_within(curve: Sequence[Sequence[float]], budget: float) -> float | None:
+    """The best dev metric of an anytime curve once at most `budget` epochs were spent; None when no
+    trial had ended by then."""
+    found = None
+    for spent, best in curve:
+        if spent > budget:
+            break
+        found = best
+    return found
 
 
 @dataclass

@@ -176,7 +176,8 @@ def draw_figures(
     if sweep and sweep_trials is not None and len(sweep_trials):
         parameters = list(sweep["rounds"][0]["box"])
         rows = sweep_trials.to_dict(orient="records")
-        extra["sweep"] = report.png_bytes(report.sweep_figure(rows, parameters, sweep["metric"]))
+        figure = report.sweep_figure(rows, parameters, sweep["metric"], sweep.get("anytime", ()))
+        extra["sweep"] = report.png_bytes(figure)
     return extra | {
         "error_ladder": report.png_bytes(
             report.error_ladder_figure(found["human_level_error"], found["errors"], found["principal"])

@@ -599,6 +599,9 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
         },
         "rounds": rounds,
         "epochs_used": sum(t.user_attrs["outcome"]["epochs"] for t in trials),
+        # Best dev metric so far against epochs spent, trials in the order they ended: what the search
+        # had found at each budget (benchmarks/bench_sweep.py compares it with other tuners').
+        "anytime": [list(point) for point in sweep.anytime(_ended(trials), higher)],
         "study": study.study_name,
         "wall_s": wall_s,
         "training_s": sum(t.user_attrs["outcome"]["training_s"] for t in trials),
@@ -606,6 +609,12 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
     write_json(SWEEP, summary)
     _log(params, study.study_name, trials, summary, execution_id())
     return summary
+
+
+def _ended(trials: list) -> list[tuple[int, float]]:
+    """(epochs trained, dev metric after the last epoch) of each trial, in the order they ended."""
+    ordered = sorted(trials, key=lambda t: t.datetime_complete)
+    return [(t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]) for t in ordered]
 
 
 def _log(params: Params, study_name: str, trials: list, summary: dict, execution: str) -> None:
@@ -625,6 +634,7 @@ def _log(params: Params, study_name: str, trials: list, summary: dict, execution
             "best/dev_metric": best.get("dev_metric"),
         },
         {"mlstrategy.study": study_name, "mlstrategy.mode": summary["mode"]},
+        curves={f"best_so_far/dev_{summary['metric']}": dict(summary["anytime"])},  # step: epochs spent
     )
     for t in trials:
         outcome = t.user_attrs["outcome"]

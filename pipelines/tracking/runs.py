@@ -220,9 +220,10 @@ def _log_batch(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
-    curves: Mapping[str, Iterable[float]] | None = None,
+    curves: Mapping[str, Iterable[float] | Mapping[int, float]] | None = None,
 ) -> None:
-    """Params (flattened), metrics at step 0, per-epoch curves at step = epoch, and tags, in one call.
+    """Params (flattened), metrics at step 0, curves (per epoch at step = epoch, or {step: value}), and
+    tags, in one call.
     Names are made fit for MLflow (`name_for`); a param's value is cut to MLflow's 6,000 characters."""
     from mlflow.entities import Metric, Param, RunTag
 
@@ -230,7 +231,7 @@ def _log_batch(
     step_metrics = [
         Metric(name_for(name), float(value), now, step)
         for name, series in (curves or {}).items()
-        for step, value in enumerate(series, 1)
+        for step, value in (series.items() if isinstance(series, Mapping) else enumerate(series, 1))
     ]
     client.log_batch(
         run_id,
@@ -270,10 +271,11 @@ def log_nested_run(
     metrics: Mapping[str, float | None],
     tags: Mapping[str, str],
     parent: str | None = None,
-    curves: Mapping[str, Iterable[float]] | None = None,
+    curves: Mapping[str, Iterable[float] | Mapping[int, float]] | None = None,
 ) -> str:
     """A finished child run (a recipe iteration, a sweep, a sweep trial) of `parent`, by default the
-    execution's run; `curves` are per-epoch series (step = epoch). Returns the run id."""
+    execution's run; `curves` are per-epoch series (step = epoch), or {step: value} (a sweep's anytime
+    curve: step = epochs spent). Returns the run id."""
     # A sweep logs one run per trial under its own: no lookup of the execution's run for each of them.
     client, experiment_id = _client(experiment)
     parent = parent or _execution_run(client, experiment_id, execution)

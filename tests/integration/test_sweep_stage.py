@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.running.orchestration import run_stage
@@ -126,6 +127,15 @@ def test_sweep_contract_and_mlflow_nesting(splits, monkeypatch):
     history = MlflowClient().get_metric_history(complete[0].info.run_id, "accuracy/dev")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
     assert "learning_rate" in complete[0].data.params
+    # The anytime curve: best dev metric so far after each trial, in the order they ended, against the
+    # epochs spent; in sweep.json, and as the sweep run's metric by step = epochs spent.
+    ended = sorted(study.trials, key=lambda t: t.datetime_complete)
+    spent = np.cumsum([t.user_attrs["outcome"]["epochs"] for t in ended]).tolist()
+    best_so_far = np.maximum.accumulate([t.user_attrs["outcome"]["curve"][-1] for t in ended]).tolist()
+    assert summary["anytime"] == [list(point) for point in zip(spent, best_so_far, strict=True)]
+    assert spent[-1] == summary["epochs_used"]
+    logged = MlflowClient().get_metric_history(sweep_run.info.run_id, "best_so_far/dev_accuracy")
+    assert [[m.step, m.value] for m in logged] == summary["anytime"]
 
 
 def test_a_sweep_whose_trials_all_stopped_early_trains_the_best_again_to_the_end(splits):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from components.config import TrainConfig
@@ -130,7 +131,6 @@ def test_every_gap_without_a_knob_has_words_for_the_user(gap):
 
 
 def test_a_search_trial_changes_top_level_knobs_and_keeps_the_nested_configs():
-    import numpy as np
 
     from components.recipe import Draw, Setup, _search
 
@@ -139,3 +139,31 @@ def test_a_search_trial_changes_top_level_knobs_and_keeps_the_nested_configs():
     assert changes and not any(isinstance(value, dict) for value in changes.values())
     changed = Setup(config).changed(changes).config
     assert changed.augment.mixes is False and changed.tabular == config.tabular
+
+
+def test_the_loops_learning_rate_draws_read_the_sweeps_own_definition_of_the_knob():
+    from components.recipe import Draw, _optimizer
+    from components.search_space import DEFAULT_SPACE
+
+    config = TrainConfig()
+    linear = {"learning_rate": {"low": 0.01, "high": 0.02, "scale": "linear"}}
+    drawn = [
+        _optimizer(config, Draw(np.random.default_rng(i), i % 3, 3, linear))["learning_rate"]
+        for i in range(30)
+    ]
+    assert all(0.01 <= value <= 0.02 for value in drawn)  # its range and its scale, not the default's
+    # Stratified along that axis: trial k of 3 draws in the k-th third of the range.
+    assert all(0.01 + (i % 3) / 300 <= value <= 0.01 + (i % 3 + 1) / 300 for i, value in enumerate(drawn))
+    low, high = DEFAULT_SPACE["learning_rate"]["low"], DEFAULT_SPACE["learning_rate"]["high"]
+    by_default = _optimizer(config, Draw(np.random.default_rng(0), 0, 1))["learning_rate"]
+    assert low <= by_default <= high
+
+
+def test_a_knob_at_a_quantile_of_its_sampling_axis():
+    from components.search_space import Hyperparameter
+
+    assert Hyperparameter("learning_rate", 1e-4, 1e-2, "log").at(0.5) == pytest.approx(1e-3)
+    assert Hyperparameter("beta_1", 0.9, 0.999, "beta").at(0.5) == pytest.approx(0.99)
+    assert Hyperparameter("units", 16, 256, "int_log").at(0.5) == 64
+    assert Hyperparameter("layers", 1, 3, "int").at(0.99) == 3
+    assert Hyperparameter("batch_size", choices=(32, 64, 128)).at(0.5) == 64

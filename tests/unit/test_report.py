@@ -102,3 +102,15 @@ def test_class_names_that_read_like_missing_values_or_numbers_stay_names(tmp_pat
         "NA",
         "01",
     ]
+
+
+def test_the_sweep_figure_shows_the_anytime_curve_first():
+    trials = [
+        {"learning_rate": 0.01, "units": 32, "dev_metric": 0.7, "state": "screened"},
+        {"learning_rate": 0.001, "units": 64, "dev_metric": 0.9, "state": "complete"},
+    ]
+    figure = report.sweep_figure(trials, ["learning_rate", "units"], "accuracy", [[2, 0.7], [22, 0.9]])
+    anytime, *rest = figure.axes
+    assert len(rest) == 2 and anytime.get_title() == "Anytime curve"
+    assert list(anytime.lines[1].get_xdata()) == [2, 22] and list(anytime.lines[1].get_ydata()) == [0.7, 0.9]
+    assert len(report.sweep_figure(trials, ["learning_rate", "units"], "accuracy").axes) == 2

@@ -309,3 +309,13 @@ def test_halving_counts_a_promoted_configuration_once_at_a_rung():
         t.system_attrs["completed_rung_0"] for t in study.get_trials() if "completed_rung_0" in t.system_attrs
     ]
     assert sorted(rungs) == sorted([*screened, 0.9, 0.8, 0.75])  # stored twice, read once
+
+
+def test_the_anytime_curve_is_the_best_so_far_against_the_epochs_spent():
+    from components.sweep import anytime, best_within
+
+    ended = [(2, 0.5), (2, 0.7), (18, 0.6), (20, 0.9)]  # two screened, one pruned later, one complete
+    curve = anytime(ended)
+    assert curve == [(2, 0.5), (4, 0.7), (22, 0.7), (42, 0.9)]
+    assert [best_within(curve, b) for b in (1, 4, 21, 42, 100)] == [None, 0.7, 0.7, 0.9, 0.9]
+    assert anytime([(3, 0.4), (3, 0.2)], higher_is_better=False) == [(3, 0.4), (6, 0.2)]
