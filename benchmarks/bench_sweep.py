@@ -431,9 +431,10 @@ def main() -> None:
     done = {(s["task"], s["method"], s["seed"]) for s in results["searches"]}
     saving = threading.Lock()
 
-    def save() -> None:
+    def save(found: dict) -> None:
         """Every search so far, after each one: a long benchmark stopped midway resumes (--resume)."""
         with saving:
+            results["searches"].append(found)
             partial = args.out.with_suffix(".partial")
             partial.write_text(json.dumps(results, default=str))
             partial.replace(args.out)
@@ -447,19 +448,21 @@ def main() -> None:
         work = Path(tmp)
         (work / "searches").mkdir()
         env = isolated_env(work, stage_server=False)
-        start_prefect_server(work, env)
+        # Task by task, seed by seed: a benchmark stopped early has whole seeds of the first tasks.
+        tasks = args.tasks.split(",")
+        searches = [
+            search
+            for search in (Search(t, m, s) for t in tasks for s in range(args.seeds) for m in methods)
+            if tuple(search) not in done
+        ]
+        if searches or args.throughput:
+            start_prefect_server(work, env)
         projects = {}
-        for task in args.tasks.split(",") if args.seeds else []:
+        for task in dict.fromkeys(search.task for search in searches):
             started = time.perf_counter()
             projects[task] = task_project(work, task, env, args.epochs)
             print(f"{task}: splits made in {time.perf_counter() - started:.0f} s", flush=True)
         try:
-            # Task by task, seed by seed: a benchmark stopped early has whole seeds of the first tasks.
-            searches = [
-                search
-                for search in (Search(t, m, s) for t in projects for s in range(args.seeds) for m in methods)
-                if tuple(search) not in done
-            ]
 
             def one(search: Search) -> dict:
                 mine = slots.get()
@@ -474,16 +477,16 @@ def main() -> None:
                     f"epochs, {len(found['ended'])} trials, {time.perf_counter() - started:.0f} s",
                     flush=True,
                 )
-                results["searches"].append(found)
-                save()
+                save(found)
                 return found
 
             with ThreadPoolExecutor(jobs) as pool:
                 list(pool.map(one, searches))
-            if results["searches"]:
-                results["report"] = compare(results["searches"], budget, methods)
+            asked = [s for s in results["searches"] if s["task"] in tasks and s["method"] in methods]
+            if asked:
+                results["report"] = compare(asked, budget, methods)
                 print_report(results["report"], budget, methods)
-                plot(results["searches"], budget, methods, args.out.with_suffix(".png"))
+                plot(asked, budget, methods, args.out.with_suffix(".png"))
             if args.throughput:
                 digits = projects.get("digits") or task_project(work, "digits", env, args.epochs)
                 results["throughput"] = throughput(digits, env, args)

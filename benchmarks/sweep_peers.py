@@ -131,7 +131,10 @@ def optuna_tpe(task: Task, space: Any, budget: int, seed: int) -> list[dict]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler, pruner = optuna.samplers.TPESampler(seed=seed), optuna.pruners.HyperbandPruner()
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    # Named: the pruner puts a trial in a bracket by a hash of the study's name, random when unnamed.
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, pruner=pruner, study_name=f"tpe-{seed}"
+    )
     ended: list[dict] = []
     while sum(t["epochs"] for t in ended) < budget:
         trial = study.ask(space.distributions())
