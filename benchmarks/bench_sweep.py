@@ -335,8 +335,14 @@ def plot(searches: list[dict], budget: int, methods: list[str], path: Path) -> N
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     grid = np.arange(budget // 10, budget + 1)
     for axis, task in zip(axes[0], tasks, strict=True):
+        ran = [{s["seed"] for s in searches if s["task"] == task and s["method"] == m} for m in methods]
+        seeds = set.intersection(*ran)  # the seeds of the table: every method's
         for method in methods:
-            curves = [s["curve"] for s in searches if s["task"] == task and s["method"] == method]
+            curves = [
+                s["curve"]
+                for s in searches
+                if s["task"] == task and s["method"] == method and s["seed"] in seeds
+            ]
             if not curves:
                 continue
             values = np.array(
