@@ -61,7 +61,7 @@ from benchmarks.bench_pipeline import (  # noqa: E402
     set_params,
     start_prefect_server,
 )
-from benchmarks.bench_tables import TABLES  # noqa: E402
+from benchmarks.bench_tables import TABLES, mlstrategy  # noqa: E402
 from components.sweep import anytime, best_within  # noqa: E402
 from pipelines.running.runtime import configure_environment  # noqa: E402
 
@@ -168,11 +168,7 @@ def use_task(project: Path, task: str, env: dict) -> None:
         init = ["init", "--data", f"data/{task}.csv", "--label", label, "--human-level", "0.01"]
         commands.insert(0, init)
     for command in commands:
-        done = subprocess.run(
-            [str(BIN / "mlstrategy"), *command], cwd=project, env=env, capture_output=True, text=True
-        )
-        if done.returncode:
-            raise SystemExit(done.stdout[-2000:] + done.stderr[-4000:])
+        mlstrategy(project, env, *command)
     if task == "synthetic":
         set_params(project, {"data": {"image_shape": None}})
         write_synthetic_splits(project)

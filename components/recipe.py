@@ -43,7 +43,7 @@ class Draw:
         """A value of knob `name` from the sweep's own definition of it (its range and scale in the
         space, else in the default space), in this trial's slice of its sampling axis."""
         space = self.space if self.space and name in self.space else DEFAULT_SPACE
-        knob = SearchSpace.from_params({name: space[name]}).parameter(name)
+        [knob] = SearchSpace.from_params({name: space[name]}).parameters
         return knob.at((self.index + self.rng.random()) / self.count)
 
     def log_uniform(self, low: int | float, high: int | float) -> float:

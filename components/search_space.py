@@ -210,12 +210,6 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         return {p.name: p.to_dict() for p in self.parameters}
 
-    def parameter(self, name: str) -> Hyperparameter:
-        found = [p for p in self.parameters if p.name == name]
-        if not found:
-            raise KeyError(f"the search space has no {name!r}")
-        return found[0]
-
 
 # The default search space (params.yaml's `sweep.space` unless set there), also what the recipe loop's
 # "search the hyperparameters" knob samples from.

@@ -171,7 +171,9 @@ def kill(served: subprocess.Popen) -> None:
 
 def phase(project: Path) -> str | None:
     """The phase the scheduled runs' journal owes (store.landing), None when it owes nothing."""
-    journal = project / "data/.scheduled/journal.json"
+    from pipelines.store.landing import JOURNAL
+
+    journal = project / JOURNAL
     try:
         return json.loads(journal.read_text())["phase"]
     except FileNotFoundError:
