@@ -30,6 +30,7 @@ server started for the benchmark.
    (Prefect task runs, Optuna storage, model save, latency check). Target: under 0.5 s.
 Usage: python benchmarks/bench_sweep.py [--seeds 12] [--tasks digits,synthetic,planted_mixed]
        [--methods ours,random,hyperband,tpe] [--jobs 2] [--out sweep_anytime.json] [--no-throughput]
+       [--resume | --report]
 """
 
 from __future__ import annotations
@@ -183,6 +184,10 @@ def task_project(work: Path, task: str, env: dict, epochs: int) -> Path:
     return project
 
 
+# Our sweep at its defaults and variants measured beside it: {method: sweep settings over the defaults}.
+OURS = {"ours": {}, "ours-tpe": {"sampler": "tpe"}}
+
+
 class Search(NamedTuple):
     """One search to run: a method on a task's project with a seed, on cores of its own."""
 
@@ -196,7 +201,7 @@ def run_search(
 ) -> dict:
     """The search's trials in the order they ended ([epochs, score] each) and its curve."""
     taskset = ["taskset", "--cpu-list", ",".join(map(str, cores))]
-    if search.method == "ours":
+    if search.method in OURS:
         # A copy of its own: the sweep writes its study, models and metrics in the project.
         project = work / "searches" / "-".join(map(str, search))
         shutil.copytree(projects[search.task], project, symlinks=True)
@@ -204,6 +209,7 @@ def run_search(
         # spend B (measured: 7 rounds of 8 spent 393 epochs on the default data).
         rounds = -(-args.trials * 3 // args.our_trials)
         options = {"seed": search.seed, "rounds": rounds, "trials": args.our_trials, "epochs": args.epochs}
+        options.update(OURS[search.method])
         _, trials = run_sweep(project, env, {**options, "workers": 1}, prefix=taskset)
         ended = [
             [t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]]
@@ -256,22 +262,25 @@ def compare(searches: list[dict], budget: int, methods: list[str]) -> dict:
             m: {s["seed"]: s["curve"] for s in searches if s["task"] == task and s["method"] == m}
             for m in methods
         }
+        ran = [m for m in methods if runs[m]]  # a variant of ours may have run on some tasks only
+        runs = {m: runs[m] for m in ran}
         seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
         if not seeds:
             continue  # no seed every method has run yet
-        at = {f: {m: best_at(runs[m], seeds, f * budget) for m in methods} for f in (*fractions, 1 / 3, 1.0)}
-        table = {f"{f:.3g}": {m: interval(at[f][m]) for m in methods} for f in fractions}
-        peers = [m for m in methods if m != "ours"]
+        at = {f: {m: best_at(runs[m], seeds, f * budget) for m in ran} for f in (*fractions, 1 / 3, 1.0)}
+        table = {f"{f:.3g}": {m: interval(at[f][m]) for m in ran} for f in fractions}
+        others = [m for m in ran if m != "ours"]
+        peers = [m for m in others if m not in OURS]
         paired = (
             {
-                f"{f:.3g}": {p: interval(list(np.subtract(at[f]["ours"], at[f][p]))) for p in peers}
+                f"{f:.3g}": {p: interval(list(np.subtract(at[f]["ours"], at[f][p]))) for p in others}
                 for f in (1 / 3, 1.0)
             }
-            if "ours" in methods
+            if "ours" in ran
             else {}
         )
         targets = {}
-        if "ours" in methods and "random" in methods:
+        if "ours" in ran and "random" in ran:
             third, full = at[1 / 3]["ours"], at[1.0]["random"]
             targets["ours at B/3 >= random at B"] = {
                 "met": bool(np.mean(third) >= np.mean(full)),
@@ -279,7 +288,7 @@ def compare(searches: list[dict], budget: int, methods: list[str]) -> dict:
                 "random": float(np.mean(full)),
                 "paired": interval(list(np.subtract(third, full))),
             }
-        if "ours" in methods:
+        if "ours" in ran:
             short = [
                 f"{peer} at {fraction} B"
                 for fraction, row in table.items()
@@ -287,7 +296,13 @@ def compare(searches: list[dict], budget: int, methods: list[str]) -> dict:
                 if not row["ours"][0] >= row[peer][0]
             ]
             targets["ours >= every peer at every budget from B/10 to B"] = {"met": not short, "missed": short}
-        report[task] = {"seeds": seeds, "table": table, "paired": paired, "targets": targets}
+        report[task] = {
+            "methods": ran,
+            "seeds": seeds,
+            "table": table,
+            "paired": paired,
+            "targets": targets,
+        }
     return report
 
 
@@ -297,7 +312,7 @@ def print_report(report: dict, budget: int, methods: list[str]) -> None:
         print(
             f"\n{task}: mean best dev accuracy [90% interval of the mean], {seeds} seeds, B = {budget} epochs"
         )
-        print("budget".ljust(14) + "".join(m.rjust(26) for m in methods))
+        print("budget".ljust(14) + "".join(m.rjust(26) for m in found["methods"]))
         for fraction, row in found["table"].items():
             label = f"{float(fraction):.2f} B ({float(fraction) * budget:.0f})"
             print(
@@ -332,7 +347,7 @@ def plot(searches: list[dict], budget: int, methods: list[str], path: Path) -> N
     grid = np.arange(budget // 10, budget + 1)
     for axis, task in zip(axes[0], tasks, strict=True):
         ran = [{s["seed"] for s in searches if s["task"] == task and s["method"] == m} for m in methods]
-        seeds = set.intersection(*ran)  # the seeds of the table: every method's
+        seeds = set.intersection(*filter(None, ran))  # the seeds of the table: every method's that ran
         for method in methods:
             curves = [
                 s["curve"]
@@ -402,7 +417,11 @@ def main() -> None:
     parser.add_argument(
         "--tasks", default="digits,synthetic,planted_mixed", help=f"digits, synthetic, {', '.join(TABLES)}"
     )
-    parser.add_argument("--methods", default="ours,random,hyperband,tpe", help="ours, random, hyperband, tpe")
+    parser.add_argument(
+        "--methods",
+        default="ours,random,hyperband,tpe",
+        help="ours, random, hyperband, tpe; ours-tpe: ours with sweep.sampler tpe (not a peer: no target)",
+    )
     parser.add_argument("--trials", type=int, default=16, help="RandomSearch's trials: B = trials x epochs")
     parser.add_argument("--epochs", type=int, default=20, help="of a trial trained to the end")
     parser.add_argument(
@@ -422,7 +441,12 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the searches --out holds (same budget), run the others"
     )
+    parser.add_argument(
+        "--report", action="store_true", help="run nothing: report the searches --out holds, and draw them"
+    )
     args = parser.parse_args()
+    if args.report:
+        args.resume, args.throughput = True, False
     methods = args.methods.split(",")
     budget = args.trials * args.epochs
     results: dict = {"budget": budget, "epochs": args.epochs, "searches": [], "throughput": {}}
@@ -455,7 +479,7 @@ def main() -> None:
         searches = [
             search
             for search in (Search(t, m, s) for t in tasks for s in range(args.seeds) for m in methods)
-            if tuple(search) not in done
+            if tuple(search) not in done and not args.report
         ]
         if searches or args.throughput:
             start_prefect_server(work, env)

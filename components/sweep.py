@@ -2,14 +2,16 @@
 scale; momentum and Adam's betas as 1 - beta on a log scale; coarse to fine (sample a box, zoom in on the
 best region, sample again); the most important hyperparameters first.
 
-Sampling and pruning are Optuna's (its RandomSampler on a box given as distributions, its median and
-successive-halving pruners); the box and its zooming are `components.search_space`'s. This module ranks
-trials, promotes them between rungs, and trains one trial while reporting its dev metric each epoch.
+Sampling and pruning are Optuna's (its RandomSampler on a box given as distributions, or on request its
+TPESampler fitted on the trials inside the box; its median and successive-halving pruners); the box and its
+zooming are `components.search_space`'s. This module ranks trials, promotes them between rungs, and trains
+one trial while reporting its dev metric each epoch.
 Nothing here knows about Prefect or MLflow: the `sweep` stage runs trials as tasks and logs them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from components.config import TrainConfig
-from components.search_space import REDUCTION_FACTOR
+from components.search_space import REDUCTION_FACTOR, SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -50,14 +52,68 @@ class _WithoutContinued:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
+    def _kept(self, trial: optuna.trial.FrozenTrial) -> bool:
+        return not ("promoted_from" in trial.user_attrs and trial.state.name == "FAIL")
+
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list:
-        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return self._without(self._study.get_trials(deepcopy=deepcopy, states=states))
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list:
+        return self._without(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
+
+    def _without(self, trials: list) -> list:
         continued = {t.user_attrs.get("promoted_from") for t in trials}
-        return [
-            t
-            for t in trials
-            if t.number not in continued and not ("promoted_from" in t.user_attrs and t.state.name == "FAIL")
-        ]
+        return [t for t in trials if t.number not in continued and self._kept(t)]
+
+
+class _InBox(_WithoutContinued):
+    """A study as a round's TPE reads it: the trials so far whose values lie inside the round's box
+    (each configuration once), their params under the box's keys (a finer box of mini-batch sizes is
+    another key: Optuna keeps one set of choices per name)."""
+
+    def __init__(self, study: optuna.Study, box: SearchSpace) -> None:
+        super().__init__(study)
+        self._box = box
+
+    def _without(self, trials: list) -> list:
+        inside = []
+        for trial in super()._without(trials):
+            values = trial.user_attrs.get("values")
+            params = {p.key: p.sampled(values[p.name]) for p in self._box.parameters} if values else {}
+            if params and None not in params.values():
+                trial = copy.copy(trial)
+                trial.params, trial.distributions = params, self._box.distributions()
+                inside.append(trial)
+        return inside
+
+
+def box_sampler(kind: str, box: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler of one round's box (trials record their config values as user attr `values`). `random`:
+    Optuna's RandomSampler. `tpe`: its TPESampler fitted on the trials so far that lie inside the box
+    (screened and pruned ones ranked below those trained to the end, as TPE ranks them), random until
+    ten of them do (TPE's start-up); a round's trials are asked before any of them ends, so each one
+    asked counts as a poor result until it does (constant liar) and they spread out."""
+    import optuna
+
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind != "tpe":
+        raise ValueError(f"sampler {kind!r}: expected 'random' or 'tpe'")
+
+    class BoxTPE(optuna.samplers.TPESampler):
+        # Optuna's TPE reads the space off the study's history; here it is the round's box.
+        def infer_relative_search_space(self, study, trial):
+            distributions = box.distributions().items()
+            return {key: distribution for key, distribution in distributions if not distribution.single()}
+
+        def sample_relative(self, study, trial, search_space):
+            return super().sample_relative(_InBox(study, box), trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            inside = _InBox(study, box)
+            return super().sample_independent(inside, trial, param_name, param_distribution)
+
+    return BoxTPE(seed=seed, multivariate=True, constant_liar=True)
 
 
 def trial_cost(config: TrainConfig, n_train: int) -> float:

@@ -297,6 +297,7 @@ class SweepParams(_Section):
     rounds: int = Field(2, ge=1)
     trials: int = Field(8, ge=1)
     zoom: float = Field(0.25, gt=0, le=1)
+    sampler: Literal["random", "tpe"] = "random"
     workers: int = Field(2, ge=1)
     dask_address: str | None = None
     pruner: Literal["auto", "halving", "median", "none"] = "auto"

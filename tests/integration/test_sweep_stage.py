@@ -45,7 +45,9 @@ def test_sweep_contract_and_mlflow_nesting(splits, monkeypatch):
     monkeypatch.setattr(
         stage, "run_round", lambda jobs, submit, slots, *rest: in_order(jobs, submit, 1, *rest)
     )
-    write_params(splits, {"sweep": {"rounds": 2, "trials": 2, "workers": 2}})
+    # TPE in the finer box: with fewer than ten trials inside it, it draws at random, through the real
+    # study's storage and the trials' recorded values.
+    write_params(splits, {"sweep": {"rounds": 2, "trials": 2, "workers": 2, "sampler": "tpe"}})
     run_stage("sweep", load_params())
     summary = json.loads(artifacts.SWEEP.read_text())
     # Round 1 screens two trials; round 2 holds the promoted one and a new one. The promoted trial

@@ -319,3 +319,46 @@ def test_the_anytime_curve_is_the_best_so_far_against_the_epochs_spent():
     assert curve == [(2, 0.5), (4, 0.7), (22, 0.7), (42, 0.9)]
     assert [best_within(curve, b) for b in (1, 4, 21, 42, 100)] == [None, 0.7, 0.7, 0.9, 0.9]
     assert anytime([(3, 0.4), (3, 0.2)], higher_is_better=False) == [(3, 0.4), (6, 0.2)]
+
+
+def test_tpe_in_the_box_learns_from_the_trials_inside_it_under_the_box_keys():
+    """The finer box narrows the mini-batch choices (another Optuna key): TPE still reads the earlier
+    trials inside it, by their values, and leaves out those outside (a mini-batch size the box dropped)."""
+    import optuna
+
+    from components.sweep import _InBox, box_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace.from_params(
+        {
+            "learning_rate": {"low": 1e-4, "high": 0.1, "scale": "log"},
+            "batch_size": {"choices": [32, 64, 128]},
+        }
+    )
+    box = SearchSpace.from_params(
+        {"learning_rate": {"low": 1e-3, "high": 0.1, "scale": "log"}, "batch_size": {"choices": [32, 64]}}
+    )
+
+    def run(sampler_space: SearchSpace, n: int) -> list[dict]:
+        asked = []
+        for _ in range(n):
+            trial = study.ask(sampler_space.distributions())
+            values = sampler_space.values(trial.params)
+            trial.set_user_attr("values", values)
+            asked.append((trial, values))
+        for trial, values in asked:  # best near 10^-2.5, whatever the mini-batch
+            study.tell(trial, -abs(math.log10(values["learning_rate"]) + 2.5))
+        return [values for _, values in asked]
+
+    study = optuna.create_study(direction="maximize", sampler=box_sampler("random", space, seed=0))
+    coarse = run(space, 40)
+    inside = _InBox(study, box).get_trials(deepcopy=False)
+    assert len(inside) == sum(v["learning_rate"] >= 1e-3 and v["batch_size"] != 128 for v in coarse) >= 10
+    assert all(set(t.params) == {"learning_rate", "batch_size in [32, 64]"} for t in inside)
+    study.sampler = box_sampler("tpe", box, seed=1)
+    fine = run(box, 12)
+    assert all(1e-3 <= v["learning_rate"] <= 0.1 and v["batch_size"] in (32, 64) for v in fine)
+    distance = [abs(math.log10(v["learning_rate"]) + 2.5) for v in fine]
+    assert np.median(distance) < 0.5  # the box spans 2 decades: random would be 0.5 off in the median
+    with pytest.raises(ValueError, match="sampler 'grid'"):
+        box_sampler("grid", box, seed=0)
