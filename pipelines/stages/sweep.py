@@ -372,9 +372,7 @@ def sweep_flow(params: Params) -> dict:
             boxes.append(box)
             screen = screen_epochs if round_number == 1 else None
             done = len(_finished(study, round_number))
-            study.sampler = sweep.box_sampler(
-                options.sampler, box, options.seed + 1000 * round_number + done
-            )
+            study.sampler = sweep.box_sampler(options.sampler, box, options.seed + 1000 * round_number + done)
             promoted = _promoted_jobs(study, round_number, higher)
             sampled = _sampled_jobs(study, box, options.trials - done - len(promoted), screen, round_number)
             # Longest first, handed out as workers free up (one trial queued ahead): the workers then
