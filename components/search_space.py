@@ -116,10 +116,10 @@ class Hyperparameter:
 
     def sampled(self, value: Any) -> Any:
         """What Optuna samples under `key` for the config value `value` (the inverse of `value`), or
-        None when `value` lies outside this knob's range."""
+        None when `value` is None or lies outside this knob's range."""
         if self.scale == "choice":
             return value if value in self.choices else None
-        return self.value(value) if self.low <= value <= self.high else None
+        return self.value(value) if value is not None and self.low <= value <= self.high else None
 
     def at(self, quantile: float) -> Any:
         """The config value at `quantile` (in [0, 1)) of this knob's sampling axis: where a uniform draw

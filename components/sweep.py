@@ -78,9 +78,9 @@ class _InBox(_WithoutContinued):
     def _without(self, trials: list) -> list:
         inside = []
         for trial in super()._without(trials):
-            values = trial.user_attrs.get("values")
-            params = {p.key: p.sampled(values[p.name]) for p in self._box.parameters} if values else {}
-            if params and None not in params.values():
+            values = trial.user_attrs.get("values", {})
+            params = {p.key: p.sampled(values.get(p.name)) for p in self._box.parameters}
+            if None not in params.values():
                 trial = copy.copy(trial)
                 trial.params, trial.distributions = params, self._box.distributions()
                 inside.append(trial)
