@@ -64,6 +64,7 @@ from benchmarks.bench_pipeline import (  # noqa: E402
 )
 from benchmarks.bench_tables import TABLES, mlstrategy  # noqa: E402
 from components.sweep import anytime, best_within  # noqa: E402
+from components.sweep import ended as ended_in_order  # noqa: E402
 from pipelines.running.runtime import configure_environment  # noqa: E402
 
 configure_environment()
@@ -211,10 +212,7 @@ def run_search(
         options = {"seed": search.seed, "rounds": rounds, "trials": args.our_trials, "epochs": args.epochs}
         options.update(OURS[search.method])
         _, trials = run_sweep(project, env, {**options, "workers": 1}, prefix=taskset)
-        ended = [
-            [t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]]
-            for t in sorted(trials, key=lambda t: t.datetime_complete)
-        ]
+        ended = [list(trial) for trial in ended_in_order(trials)]
         shutil.rmtree(project, ignore_errors=True)
     else:
         out = work / "searches" / ("-".join(map(str, search)) + ".json")

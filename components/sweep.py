@@ -140,6 +140,13 @@ def promote(scores: Sequence[float], higher_is_better: bool = True) -> list[int]
     return _ranked(scores, higher_is_better)[: max(1, len(scores) // REDUCTION_FACTOR)]
 
 
+def ended(trials: Iterable[optuna.trial.FrozenTrial]) -> list[tuple[int, float]]:
+    """(epochs trained, dev metric after the last epoch) of each finished trial of a sweep (its user attr
+    `outcome`, as the sweep stage records it), in the order they ended: what `anytime` reads."""
+    ordered = sorted(trials, key=lambda t: t.datetime_complete)
+    return [(t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]) for t in ordered]
+
+
 def anytime(ended: Iterable[tuple[int, float]], higher_is_better: bool = True) -> list[tuple[int, float]]:
     """A search's anytime curve: for its trials in the order they ended, each (epochs it trained, its dev
     metric after its last epoch; screened and pruned trials too), the point (epochs spent so far, best dev

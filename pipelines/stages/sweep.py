@@ -601,7 +601,7 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
         "epochs_used": sum(t.user_attrs["outcome"]["epochs"] for t in trials),
         # Best dev metric so far against epochs spent, trials in the order they ended: what the search
         # had found at each budget (benchmarks/bench_sweep.py compares it with other tuners').
-        "anytime": [list(point) for point in sweep.anytime(_ended(trials), higher)],
+        "anytime": [list(point) for point in sweep.anytime(sweep.ended(trials), higher)],
         "study": study.study_name,
         "wall_s": wall_s,
         "training_s": sum(t.user_attrs["outcome"]["training_s"] for t in trials),
@@ -609,12 +609,6 @@ def _report(params: Params, study, rounds: list[dict], wall_s: float) -> dict:
     write_json(SWEEP, summary)
     _log(params, study.study_name, trials, summary, execution_id())
     return summary
-
-
-def _ended(trials: list) -> list[tuple[int, float]]:
-    """(epochs trained, dev metric after the last epoch) of each trial, in the order they ended."""
-    ordered = sorted(trials, key=lambda t: t.datetime_complete)
-    return [(t.user_attrs["outcome"]["epochs"], t.user_attrs["outcome"]["curve"][-1]) for t in ordered]
 
 
 def _log(params: Params, study_name: str, trials: list, summary: dict, execution: str) -> None:

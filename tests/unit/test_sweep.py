@@ -359,6 +359,8 @@ def test_tpe_in_the_box_learns_from_the_trials_inside_it_under_the_box_keys():
     fine = run(box, 12)
     assert all(1e-3 <= v["learning_rate"] <= 0.1 and v["batch_size"] in (32, 64) for v in fine)
     distance = [abs(math.log10(v["learning_rate"]) + 2.5) for v in fine]
-    assert np.median(distance) < 0.5  # the box spans 2 decades: random would be 0.5 off in the median
+    # Off the best by 0.15 to 0.27 decades in the median over seeds 0 to 4; random draws in this box,
+    # 0.37 to 0.63 (the box spans 2 decades: 0.5 expected).
+    assert np.median(distance) < 0.3
     with pytest.raises(ValueError, match="sampler 'grid'"):
         box_sampler("grid", box, seed=0)
